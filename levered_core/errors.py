@@ -1,0 +1,156 @@
+"""One error tree and one exit-code enum for the whole CLI.
+
+Every error a user can cause or meet derives from :class:`LeveredError`; each class owns
+its exit code and renders as one actionable line. Imported on every path, so it imports
+nothing heavy.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes, documented in the README and by ``levered help exit-codes``."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    NOT_AUTHENTICATED = 3
+    NOT_FOUND = 4
+    INTERRUPTED = 130
+
+    @property
+    def meaning(self) -> str:
+        """One line saying when this code is returned."""
+        return _MEANINGS[self]
+
+
+_MEANINGS = {
+    ExitCode.OK: "success",
+    ExitCode.ERROR: "error from the API, the warehouse, the network or the data",
+    ExitCode.USAGE: "usage error or invalid local input (nothing was sent)",
+    ExitCode.NOT_AUTHENTICATED: "not authenticated: run `levered login` or set LEVERED_API_KEY",
+    ExitCode.NOT_FOUND: "the object was not found (HTTP 404)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+
+class LeveredError(Exception):
+    """Base of every error the CLI reports.
+
+    :param message: one line saying what is wrong and what to do.
+    """
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(LeveredError):
+    """Invalid local input: a bad flag value, unknown key, malformed JSON."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(LeveredError):
+    """A CLI state file that cannot be read (corrupt JSON, wrong type)."""
+
+
+class PluginError(LeveredError):
+    """A command plugin that cannot be loaded or run."""
+
+
+class NotAuthenticated(LeveredError):
+    """No credential, or one the server refused and a refresh cannot fix."""
+
+    exit_code = ExitCode.NOT_AUTHENTICATED
+
+    def __init__(self, message: str = "Not authenticated: run `levered login`") -> None:
+        super().__init__(message)
+
+
+class ConnectionFailed(LeveredError):
+    """The API server could not be reached at all.
+
+    :param api_url: the base URL that was tried.
+    :param reason: why the connection failed.
+    """
+
+    def __init__(self, api_url: str, reason: str) -> None:
+        super().__init__(f"cannot reach {api_url}: {reason}")
+        self.api_url = api_url
+        self.reason = reason
+
+
+class APIError(LeveredError):
+    """The server answered with an error envelope (API.md 1.5).
+
+    :param status: the HTTP status code.
+    :param code: the envelope's machine-readable ``error.code``.
+    :param message: the envelope's human-readable ``error.message``.
+    :param request_id: ``meta.request_id`` (or the ``X-Request-Id`` header).
+    :param details: the envelope's ``error.details`` object, if any.
+    :param body: the whole decoded response body, printed by ``--json``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str | None = None,
+        details: dict[str, Any] | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.details = details or {}
+        self.body = body
+
+    def __str__(self) -> str:
+        tail = ", ".join(part for part in (self.code, self.request_id) if part)
+        return f"{self.message} ({tail})" if tail else self.message
+
+
+class NotFound(APIError):
+    """The server answered 404 ``not_found``."""
+
+    exit_code = ExitCode.NOT_FOUND
+
+
+class Unauthorized(APIError):
+    """The server answered 401: the credential is missing, expired or revoked."""
+
+    exit_code = ExitCode.NOT_AUTHENTICATED
+
+    def __str__(self) -> str:
+        return f"Not authenticated: run `levered login` ({super().__str__()})"
+
+
+def exit_code_for(error: BaseException) -> int:
+    """Return the process exit code for an exception raised while running a command."""
+    if isinstance(error, LeveredError):
+        return int(error.exit_code)
+    if isinstance(error, KeyboardInterrupt):
+        return int(ExitCode.INTERRUPTED)
+    return int(ExitCode.ERROR)
+
+
+def describe(error: BaseException) -> str:
+    """Render an exception as the one line printed after ``Error:``."""
+    if isinstance(error, LeveredError):
+        return str(error)
+    detail = str(error) or repr(error)
+    return (
+        f"unexpected {type(error).__name__}: {detail} "
+        "(run again with --debug for the traceback, and please report it)"
+    )

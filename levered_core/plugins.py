@@ -1,0 +1,207 @@
+"""Finding command groups and commands through stevedore, and isolating broken plugins.
+
+Discovery loads every ``levered.groups.v1`` and ``levered.commands.v1`` entry point once,
+checks each plugin's API version, resolves name clashes and records where each plugin came
+from. The result is a plain-JSON manifest (see :mod:`levered_core.manifest`), cached so
+that ``--help`` and completion never import a plugin again until the installed set changes.
+A plugin that fails costs one warning line, never the CLI.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import json
+import os
+import traceback
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import stevedore
+
+from levered_core import __version__
+from levered_core.plugin_api import COMMANDS_NAMESPACE, GROUPS_NAMESPACE, SUPPORTED_API_VERSIONS, CommandGroup
+
+CORE_DISTRIBUTION = "levered"
+
+
+def _provenance() -> dict[tuple[str, str, str], importlib.metadata.Distribution]:
+    """Map (namespace, entry point name, value) to the distribution that declares it."""
+    owners: dict[tuple[str, str, str], importlib.metadata.Distribution] = {}
+    for dist in importlib.metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group in (GROUPS_NAMESPACE, COMMANDS_NAMESPACE):
+                owners.setdefault((ep.group, ep.name, ep.value), dist)
+    return owners
+
+
+def _origin(dist: importlib.metadata.Distribution | None) -> tuple[str | None, bool]:
+    """Return where a distribution came from and whether it is an editable install."""
+    if dist is None:
+        return None, False
+    try:
+        direct = json.loads(dist.read_text("direct_url.json") or "null")
+    except ValueError:
+        direct = None
+    if isinstance(direct, dict) and str(direct.get("url", "")).startswith("file://"):
+        editable = bool((direct.get("dir_info") or {}).get("editable"))
+        return unquote(urlsplit(direct["url"]).path), editable
+    return str(dist.locate_file("")), False
+
+
+def _allowed(names: set[str]) -> bool:
+    wanted = os.environ.get("LEVERED_LOAD_PLUGINS")
+    if not wanted:
+        return True
+    allow = {item.strip() for item in wanted.split(",") if item.strip()}
+    return bool(names & allow) or CORE_DISTRIBUTION in names
+
+
+def _failure(exc: BaseException) -> tuple[str, str]:
+    message = f"{type(exc).__name__}: {exc}"
+    return message, "".join(traceback.format_exception(exc))
+
+
+class _Discovery:
+    """One discovery run: groups first, then the commands of the groups that loaded."""
+
+    def __init__(self) -> None:
+        self.owners = _provenance()
+        self.groups: dict[str, dict[str, Any]] = {}
+        self.plugins: list[dict[str, Any]] = []
+        self.commands: dict[str, dict[str, Any]] = {}
+        self.problems: list[dict[str, Any]] = []
+
+    def _dist(self, namespace: str, ep: importlib.metadata.EntryPoint) -> importlib.metadata.Distribution | None:
+        return self.owners.get((namespace, ep.name, ep.value))
+
+    def _plugin_record(self, ep: importlib.metadata.EntryPoint, dist: importlib.metadata.Distribution | None) -> dict[str, Any]:
+        location, editable = _origin(dist)
+        return {
+            "group": ep.name,
+            "summary": None,
+            "distribution": dist.metadata["Name"] if dist else None,
+            "version": dist.version if dist else None,
+            "location": location,
+            "editable": editable,
+            "entry_point": ep.value,
+            "api_version": None,
+            "status": "loaded",
+            "error": None,
+            "commands": [],
+        }
+
+    def _fail(self, record: dict[str, Any], status: str, message: str, trace: str | None = None) -> None:
+        record["status"], record["error"] = status, message
+        dist = f" ({record['distribution']} {record['version']})" if record["distribution"] else ""
+        self.problems.append({"message": f"plugin '{record['group']}'{dist} {message}", "traceback": trace})
+
+    def load_groups(self) -> None:
+        failures: dict[str, BaseException] = {}
+        manager = stevedore.ExtensionManager(
+            GROUPS_NAMESPACE, on_load_failure_callback=lambda _m, ep, exc: failures.__setitem__(ep.value, exc)
+        )
+        loaded = {ext.entry_point.value: ext for ext in manager}
+        entry_points = sorted(manager.list_entry_points(), key=self._group_order)
+        for ep in entry_points:
+            dist = self._dist(GROUPS_NAMESPACE, ep)
+            record = self._plugin_record(ep, dist)
+            self.plugins.append(record)
+            if not _allowed({ep.name, record["distribution"] or ""}):
+                record["status"] = "disabled"
+                record["error"] = "not in LEVERED_LOAD_PLUGINS"
+            elif ep.value in failures:
+                self._fail(record, "failed", "failed to load: %s" % _failure(failures[ep.value])[0],
+                           _failure(failures[ep.value])[1])
+            else:
+                self._check_group(record, loaded[ep.value].plugin)
+
+    def _group_order(self, ep: importlib.metadata.EntryPoint) -> tuple[int, str, str]:
+        dist = self._dist(GROUPS_NAMESPACE, ep)
+        name = dist.metadata["Name"] if dist else ""
+        # The core first, then alphabetical: a deterministic owner for every clash.
+        return (0 if name == CORE_DISTRIBUTION else 1, ep.name, name)
+
+    def _check_group(self, record: dict[str, Any], group: Any) -> None:
+        if not isinstance(group, CommandGroup):
+            self._fail(record, "failed", f"is not a CommandGroup (got {type(group).__name__})")
+            return
+        record["summary"], record["api_version"] = group.summary, group.api_version
+        if group.api_version not in SUPPORTED_API_VERSIONS:
+            supported = ", ".join(f"v{v}" for v in sorted(SUPPORTED_API_VERSIONS))
+            self._fail(record, "incompatible", f"was built for plugin API v{group.api_version}, but levered "
+                       f"{__version__} supports {supported}: install a version of the plugin made for this levered")
+        elif group.name != record["group"]:
+            self._fail(record, "failed", f"declares group {group.name!r} under entry point {record['group']!r}")
+        elif record["group"] in self.groups:
+            owner = self.groups[record["group"]]
+            self._fail(record, "clash", f"declares group '{group.name}', already provided by "
+                       f"{owner['distribution']}; its commands join that group")
+        else:
+            self.groups[record["group"]] = record
+
+    def load_commands(self) -> None:
+        failures: dict[str, BaseException] = {}
+        manager = stevedore.ExtensionManager(
+            COMMANDS_NAMESPACE, on_load_failure_callback=lambda _m, ep, exc: failures.__setitem__(ep.value, exc)
+        )
+        loaded = {ext.entry_point.value: ext.plugin for ext in manager}
+        by_dist = {p["distribution"]: p for p in self.plugins}
+        for ep in sorted(manager.list_entry_points(), key=lambda e: e.name):
+            dist = self._dist(COMMANDS_NAMESPACE, ep)
+            plugin = by_dist.get(dist.metadata["Name"] if dist else None)
+            name = " ".join(ep.name.replace("_", " ").split())
+            if plugin is None:
+                owner = dist.metadata["Name"] if dist else "an unknown distribution"
+                self.problems.append({"message": f"command '{name}' of {owner} was skipped: the distribution "
+                                      f"declares no command group in {GROUPS_NAMESPACE}", "traceback": None})
+            elif plugin["status"] in ("loaded", "clash"):
+                self._add_command(plugin, name, ep, loaded.get(ep.value), failures.get(ep.value))
+
+    def _add_command(self, plugin: dict[str, Any], name: str, ep: importlib.metadata.EntryPoint,
+                     factory: Any, error: BaseException | None) -> None:
+        if error is not None or factory is None:
+            message, trace = _failure(error) if error else ("did not load", None)
+            self.problems.append({"message": f"command '{name}' of {plugin['distribution']} failed to load: "
+                                  f"{message}", "traceback": trace})
+            return
+        existing = self.commands.get(name)
+        if existing is not None:
+            owner_dist = self.groups.get(name.split()[0], {}).get("distribution")
+            keep, drop = (existing, plugin) if existing["distribution"] == owner_dist or \
+                plugin["distribution"] != owner_dist else (plugin, existing)
+            self.problems.append({"message": f"command '{name}' of {drop['distribution']} clashes with "
+                                  f"{keep['distribution']}; kept the one from {keep['distribution']}",
+                                  "traceback": None})
+            if keep is existing:
+                return
+        summary = (getattr(factory, "_description", "") or inspect.getdoc(factory) or "").split("\n")[0]
+        self.commands[name] = {
+            "name": name,
+            "target": ep.value,
+            "summary": summary.strip().rstrip("."),
+            "distribution": plugin["distribution"],
+            "group": plugin["group"],
+        }
+
+    def result(self) -> dict[str, Any]:
+        for command in self.commands.values():
+            for plugin in self.plugins:
+                if plugin["distribution"] == command["distribution"]:
+                    plugin["commands"].append(command["name"])
+        return {
+            "core_version": __version__,
+            "groups": {name: {"summary": g["summary"], "distribution": g["distribution"]}
+                       for name, g in sorted(self.groups.items())},
+            "commands": dict(sorted(self.commands.items())),
+            "plugins": self.plugins,
+            "problems": self.problems,
+        }
+
+
+def discover() -> dict[str, Any]:
+    """Load every installed command group and command; return the manifest data."""
+    discovery = _Discovery()
+    discovery.load_groups()
+    discovery.load_commands()
+    return discovery.result()

@@ -1,0 +1,3 @@
+"""Levered API server."""
+
+__version__ = "0.1.0"
