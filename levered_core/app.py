@@ -117,6 +117,11 @@ class LeveredApp(cliff_app.App):
     def initialize_app(self, argv: list[str]) -> None:
         manifest_module.report_problems(self.manifest, self.options.debug, self.stderr)
 
+    def print_help_if_requested(self) -> None:
+        if self.options.deferred_help:
+            self.stdout.write(help_text.app_help(self.manifest, self.parser.format_help()))
+            raise cliff_help.HelpExit()
+
     def interact(self) -> None:
         # cliff would start its cmd2 REPL here; a CLI for scripts prints the help instead.
         self.stdout.write(help_text.app_help(self.manifest, self.parser.format_help()))
