@@ -9,9 +9,12 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from cliff import app as cliff_app
-from cliff import commandmanager, help as cliff_help
+from cliff import commandmanager
+from cliff import help as cliff_help
 
-from levered_core import __version__, config, globalopts, help as help_text, manifest as manifest_module
+from levered_core import __version__, config, globalopts
+from levered_core import help as help_text
+from levered_core import manifest as manifest_module
 from levered_core.errors import ExitCode, PluginError, UsageError, describe, exit_code_for
 from levered_core.plugin_api import COMMANDS_NAMESPACE
 
@@ -44,7 +47,7 @@ class ManifestCommandManager(commandmanager.CommandManager):
     """cliff's command manager, filled from the plugin manifest instead of a fresh scan.
 
     The namespace stays :data:`COMMANDS_NAMESPACE`, so cliff finds command hooks in
-    ``levered.commands.v1.<command>`` exactly as it would with its own loader.
+    ``<COMMANDS_NAMESPACE>.<command>`` exactly as it would with its own loader.
     """
 
     def __init__(self, manifest: dict[str, Any]) -> None:

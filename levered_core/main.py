@@ -8,7 +8,6 @@ else goes to the cliff application in :mod:`levered_core.app`.
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 HELP_FLAGS = ("-h", "--help")
 
@@ -41,8 +40,8 @@ def _fast_path(argv: list[str]) -> int | None:
 
 
 def _print_help(group: str | None, debug: bool) -> int | None:
-    from levered_core import manifest as manifest_module
     from levered_core import help as help_module
+    from levered_core import manifest as manifest_module
 
     manifest = manifest_module.load()
     if group is not None and (group not in manifest["groups"] or group in manifest["commands"]):

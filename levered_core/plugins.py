@@ -1,6 +1,6 @@
 """Finding command groups and commands through stevedore, and isolating broken plugins.
 
-Discovery loads every ``levered.groups.v1`` and ``levered.commands.v1`` entry point once,
+Discovery loads every group and command entry point (``plugin_api``'s namespaces) once,
 checks each plugin's API version, resolves name clashes and records where each plugin came
 from. The result is a plain-JSON manifest (see :mod:`levered_core.manifest`), cached so
 that ``--help`` and completion never import a plugin again until the installed set changes.
@@ -111,8 +111,8 @@ class _Discovery:
                 record["status"] = "disabled"
                 record["error"] = "not in LEVERED_LOAD_PLUGINS"
             elif ep.value in failures:
-                self._fail(record, "failed", "failed to load: %s" % _failure(failures[ep.value])[0],
-                           _failure(failures[ep.value])[1])
+                message, trace = _failure(failures[ep.value])
+                self._fail(record, "failed", f"failed to load: {message}", trace)
             else:
                 self._check_group(record, loaded[ep.value].plugin)
 

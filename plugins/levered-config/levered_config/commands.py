@@ -33,7 +33,7 @@ class GetConfig(Command):
 
 
 class SetConfig(Command):
-    """Set one setting; an empty value removes it (back to its default)"""
+    """Set one setting; an empty value restores its default"""
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
