@@ -181,16 +181,14 @@ def _decode(response: requests.Response) -> Any:
     error = error if isinstance(error, dict) else {}
     meta = body.get("meta") if isinstance(body, dict) else None
     request_id = (meta or {}).get("request_id") if isinstance(meta, dict) else None
-    fields = dict(
-        status=response.status_code,
-        code=str(error.get("code") or f"http_{response.status_code}"),
-        message=str(error.get("message") or f"the server answered {response.status_code} {response.reason}"),
+    status = response.status_code
+    error_class = {401: Unauthorized, 404: NotFound}.get(status, APIError)
+    details = error.get("details")
+    raise error_class(
+        status,
+        str(error.get("code") or f"http_{status}"),
+        str(error.get("message") or f"the server answered {status} {response.reason}"),
         request_id=request_id or response.headers.get("X-Request-Id"),
-        details=error.get("details") if isinstance(error.get("details"), dict) else None,
+        details=details if isinstance(details, dict) else None,
         body=body,
     )
-    if response.status_code == 401:
-        raise Unauthorized(**fields)
-    if response.status_code == 404:
-        raise NotFound(**fields)
-    raise APIError(**fields)

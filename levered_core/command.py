@@ -9,7 +9,7 @@ working on listers and show commands).
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from cliff import command, lister, show
 
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 class _LeveredMixin:
     """What every levered command shares, whatever cliff base it has."""
 
-    app: LeveredApp
-
     def _add_json_flag(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser.add_argument("--json", action="store_true",
                             help="print the API object as JSON on stdout and nothing else")
@@ -34,21 +32,27 @@ class _LeveredMixin:
     @property
     def client(self) -> LeveredClient:
         """The API client, built on first use from flags, environment and config."""
-        return self.app.client
+        return self.levered_app.client
+
+    @property
+    def levered_app(self) -> LeveredApp:
+        """The running :class:`~levered_core.app.LeveredApp` (settings, client, manifest)."""
+        return cast("LeveredApp", self.app)  # type: ignore[attr-defined]  # set by cliff's Command
 
     def wants_json(self, parsed_args: argparse.Namespace) -> bool:
         """Decide between JSON and human output for this invocation."""
-        if getattr(parsed_args, "json", False) or getattr(self.app.options, "json", False):
+        app = self.levered_app
+        if getattr(parsed_args, "json", False) or getattr(app.options, "json", False):
             return True
         explicit_format = getattr(parsed_args, "formatter", "table") != "table" or getattr(parsed_args, "columns", None)
-        return not explicit_format and self.app.settings.get("output") == "json"
+        return not explicit_format and app.settings.get("output") == "json"
 
     def _take(self, parsed_args: argparse.Namespace) -> output.Result:
         try:
-            result = self.take_action(parsed_args)  # type: ignore[attr-defined]
+            result = self.take_action(parsed_args)  # type: ignore[attr-defined]  # cliff's abstract method
         except APIError as exc:
             if self.wants_json(parsed_args) and exc.body is not None:
-                output.print_json(exc.body, self.app.stdout)
+                output.print_json(exc.body, self.levered_app.stdout)
             raise
         if not isinstance(result, output.Result):
             raise TypeError(f"{type(self).__name__}.take_action must return a levered_core.output.Result")
@@ -80,9 +84,12 @@ class _Display(_LeveredMixin):
     def run(self, parsed_args: argparse.Namespace) -> int:
         parsed_args = self._run_before_hooks(parsed_args)  # type: ignore[attr-defined]
         result = self._take(parsed_args)
-        result = self._run_after_hooks(parsed_args, result)  # type: ignore[attr-defined]
+        hooked = self._run_after_hooks(parsed_args, result)  # type: ignore[attr-defined]
+        if not isinstance(hooked, output.Result):  # a hook returned cliff's plain pair
+            hooked = output.Result(hooked[0], hooked[1], result.document)
+        result = hooked
         if self.wants_json(parsed_args):
-            output.print_json(result.document, self.app.stdout)
+            output.print_json(result.document, self.levered_app.stdout)
         else:
             self.formatter = self._formatter_plugins[parsed_args.formatter].obj
             self.produce_output(parsed_args, result.columns, result.data)  # type: ignore[attr-defined]

@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, NamedTuple, TextIO
+from typing import Any, TextIO
 
 
-class Result(NamedTuple):
-    """What a command's ``take_action`` returns.
+class Result(tuple[Sequence[str], Any]):
+    """What a command's ``take_action`` returns: cliff's ``(columns, data)`` plus a document.
 
     :param columns: column names (Lister, ShowOne); empty for a plain Command.
     :param data: rows (Lister), values (ShowOne), or the text to print (Command).
     :param document: the object ``--json`` prints: the API response body as received,
         or the JSON object documented for a command that makes no request.
+
+    It unpacks like cliff's pair, so cliff's formatters and command hooks take it as is.
     """
 
-    columns: Sequence[str]
-    data: Any
     document: Any
+
+    def __new__(cls, columns: Sequence[str], data: Any, document: Any) -> Result:
+        result = super().__new__(cls, (columns, data))
+        result.document = document
+        return result
+
+    @property
+    def columns(self) -> Sequence[str]:
+        """The column names."""
+        return self[0]
+
+    @property
+    def data(self) -> Any:
+        """The rows, the values, or the text."""
+        return self[1]
 
     @classmethod
     def text(cls, text: str, document: Any) -> Result:

@@ -98,7 +98,7 @@ class _Discovery:
 
     def load_groups(self) -> None:
         failures: dict[str, BaseException] = {}
-        manager = stevedore.ExtensionManager(
+        manager: stevedore.ExtensionManager[Any] = stevedore.ExtensionManager(
             GROUPS_NAMESPACE, on_load_failure_callback=lambda _m, ep, exc: failures.__setitem__(ep.value, exc)
         )
         loaded = {ext.entry_point.value: ext for ext in manager}
@@ -142,7 +142,7 @@ class _Discovery:
 
     def load_commands(self) -> None:
         failures: dict[str, BaseException] = {}
-        manager = stevedore.ExtensionManager(
+        manager: stevedore.ExtensionManager[Any] = stevedore.ExtensionManager(
             COMMANDS_NAMESPACE, on_load_failure_callback=lambda _m, ep, exc: failures.__setitem__(ep.value, exc)
         )
         loaded = {ext.entry_point.value: ext.plugin for ext in manager}
