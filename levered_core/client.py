@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import requests
 
-from levered_core import __version__
+from levered_core import __version__, resources
 from levered_core.errors import APIError, ConnectionFailed, NotAuthenticated, NotFound, Unauthorized
 
 LOG = logging.getLogger("levered.http")
@@ -66,6 +66,31 @@ class LeveredClient:
         self.session.headers["Accept"] = "application/json"
         if ca_bundle:
             self.session.verify = ca_bundle
+
+    @property
+    def optimizations(self) -> resources.Optimizations:
+        """Optimizations, their results, observations and serving."""
+        return resources.Optimizations(self)
+
+    @property
+    def models(self) -> resources.Models:
+        """Bandit models: list, state, train, delete."""
+        return resources.Models(self)
+
+    @property
+    def metrics(self) -> resources.Metrics:
+        """Reward metrics."""
+        return resources.Metrics(self)
+
+    @property
+    def warehouse(self) -> resources.Warehouse:
+        """Warehouse status, discovery and read-only queries."""
+        return resources.Warehouse(self)
+
+    @property
+    def identity(self) -> resources.Identity:
+        """The caller (``/me``) and API keys."""
+        return resources.Identity(self)
 
     def url(self, path: str, *segments: str) -> str:
         """Join the base URL, a path and URL-encoded path segments."""

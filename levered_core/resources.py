@@ -1,0 +1,192 @@
+"""The REST resources of ``reference/API.md``, one small class each, over one client.
+
+Commands call ``self.client.<resource>.<verb>()``; every path of the contract is written
+here once. Each method returns the decoded response body (``meta`` included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from levered_core import inputs
+
+if TYPE_CHECKING:
+    from levered_core.client import LeveredClient
+
+PAGE = 100
+
+
+class _Resource:
+    def __init__(self, client: LeveredClient) -> None:
+        self.client = client
+
+
+class Optimizations(_Resource):
+    """``/api/v2/optimizations`` (API.md 6 and 7)."""
+
+    path = "/api/v2/optimizations"
+
+    def list(self, limit: int = 10, include_archived: bool = False, offset: int = 0) -> Any:
+        """List the most recently updated optimizations."""
+        params = {"limit": limit, "include_archived": include_archived or None, "offset": offset or None}
+        return self.client.get(self.path, params)
+
+    def iter_all(self) -> Iterator[dict[str, Any]]:
+        """Yield every optimization, archived included, a page at a time."""
+        offset = 0
+        while True:
+            page = self.list(limit=PAGE, include_archived=True, offset=offset)["optimizations"]
+            yield from page
+            if len(page) < PAGE:
+                return
+            offset += PAGE
+
+    def resolve(self, value: str) -> str:
+        """Return the full ID for a full ID or a unique prefix."""
+        return inputs.resolve_id(value, "optimization", lambda: ((o["id"], o["name"]) for o in self.iter_all()))
+
+    def get(self, optimization_id: str) -> Any:
+        """Get one optimization."""
+        return self.client.get(self.client.url(self.path, optimization_id))
+
+    def create(self, body: dict[str, Any]) -> Any:
+        """Create an optimization (and its untrained model)."""
+        return self.client.post(self.path, body)
+
+    def update(self, optimization_id: str, body: dict[str, Any]) -> Any:
+        """Change an optimization's status or name."""
+        return self.client.patch(self.client.url(self.path, optimization_id), body)
+
+    def results(self, optimization_id: str) -> Any:
+        """Get the results: posterior per variant, lift, importance, time series."""
+        return self.client.get(self.client.url(self.path, optimization_id) + "/results")
+
+    def observations(self, optimization_id: str, page: int = 1, size: int = 20) -> Any:
+        """Get one page of exposures with their attributed rewards."""
+        return self.client.get(self.client.url(self.path, optimization_id) + "/observations",
+                               {"page": page, "size": size})
+
+    def new_model(self, optimization_id: str) -> Any:
+        """Create a fresh model for an optimization whose model was deleted."""
+        return self.client.post(self.client.url(self.path, optimization_id) + "/model")
+
+    def serve(self, optimization_id: str, body: dict[str, Any]) -> Any:
+        """Ask for a variant (public endpoint: no credential is sent)."""
+        return self.client.request("POST", self.client.url(self.path, optimization_id) + "/serve",
+                                   json_body=body, authenticated=False)
+
+
+class Models(_Resource):
+    """``/api/v2/models`` (API.md 8)."""
+
+    path = "/api/v2/models"
+
+    def list(self, limit: int = 10, include_archived: bool = False) -> Any:
+        """List models, most recently updated first."""
+        return self.client.get(self.path, {"limit": limit, "include_archived": include_archived or None})
+
+    def resolve(self, value: str) -> str:
+        """Return the full ID for a full ID or a unique prefix."""
+        def ids() -> Iterator[tuple[str, str]]:
+            for model in self.list(limit=PAGE, include_archived=True)["models"]:
+                yield model["id"], f"optimization {model['optimization_id']}"
+        return inputs.resolve_id(value, "model", ids)
+
+    def get(self, model_id: str) -> Any:
+        """Get one model."""
+        return self.client.get(self.client.url(self.path, model_id))
+
+    def state(self, model_id: str) -> Any:
+        """Get the current version's posterior per variant."""
+        return self.client.get(self.client.url(self.path, model_id) + "/state")
+
+    def train(self, model_id: str, bias: dict[str, float] | None = None) -> Any:
+        """Train now (synchronous)."""
+        return self.client.post(self.client.url(self.path, model_id) + "/train", {} if bias is None else {"bias": bias})
+
+    def delete(self, model_id: str) -> Any:
+        """Delete a model (its optimization stops serving until a new model is created)."""
+        return self.client.delete(self.client.url(self.path, model_id))
+
+
+class Metrics(_Resource):
+    """``/api/v2/warehouse/metrics`` (API.md 9)."""
+
+    path = "/api/v2/warehouse/metrics"
+
+    def list(self) -> Any:
+        """List metrics, newest first."""
+        return self.client.get(self.path)
+
+    def resolve(self, value: str) -> str:
+        """Return the full ID for a full ID or a unique prefix."""
+        return inputs.resolve_id(value, "metric", lambda: ((m["id"], m["name"]) for m in self.list()["metrics"]))
+
+    def get(self, metric_id: str) -> Any:
+        """Get one metric."""
+        return self.client.get(self.client.url(self.path, metric_id))
+
+    def create(self, body: dict[str, Any]) -> Any:
+        """Create a metric (the server dry-runs its SQL first)."""
+        return self.client.post(self.path, body)
+
+    def preview(self, metric_id: str, limit: int = 10, start_date: str | None = None) -> Any:
+        """Run the metric's SQL and return a sample of its rows."""
+        return self.client.get(self.client.url(self.path, metric_id) + "/preview",
+                               {"limit": limit, "start_date": start_date})
+
+    def delete(self, metric_id: str) -> Any:
+        """Delete a metric (refused while a live optimization uses it)."""
+        return self.client.delete(self.client.url(self.path, metric_id))
+
+
+class Warehouse(_Resource):
+    """``/api/v2/warehouse`` discovery and read-only queries (API.md 10)."""
+
+    path = "/api/v2/warehouse"
+
+    def status(self) -> Any:
+        """Check the connection."""
+        return self.client.get(self.path + "/status")
+
+    def tables(self) -> Any:
+        """List tables and views."""
+        return self.client.get(self.path + "/tables")
+
+    def columns(self, table: str) -> Any:
+        """List a table's columns."""
+        return self.client.get(self.client.url(self.path + "/tables", table) + "/columns")
+
+    def preview(self, table: str, limit: int = 10) -> Any:
+        """Return the first rows of a table."""
+        return self.client.get(self.client.url(self.path + "/tables", table) + "/preview", {"limit": limit})
+
+    def query(self, sql: str, limit: int = 100) -> Any:
+        """Run one read-only query."""
+        return self.client.post(self.path + "/query", {"sql": sql, "limit": limit})
+
+
+class Identity(_Resource):
+    """``/api/v2/me`` and ``/api/v2/api-keys`` (API.md 5)."""
+
+    def me(self) -> Any:
+        """Who the credential belongs to."""
+        return self.client.get("/api/v2/me")
+
+    def list_api_keys(self) -> Any:
+        """List the organization's API keys (no secrets)."""
+        return self.client.get("/api/v2/api-keys")
+
+    def create_api_key(self, name: str) -> Any:
+        """Create an API key; the response holds its secret, shown once."""
+        return self.client.post("/api/v2/api-keys", {"name": name})
+
+    def revoke_api_key(self, key_id: str) -> Any:
+        """Revoke an API key."""
+        return self.client.delete(self.client.url("/api/v2/api-keys", key_id))
+
+    def resolve_api_key(self, value: str) -> str:
+        """Return the full ID for a full ID or a unique prefix."""
+        return inputs.resolve_id(value, "API key",
+                                 lambda: ((k["id"], k["name"]) for k in self.list_api_keys()["api_keys"]))
