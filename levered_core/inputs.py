@@ -111,3 +111,31 @@ def bounded_int(low: int, high: int) -> Callable[[str], int]:
 
     parse.__name__ = "integer"
     return parse
+
+
+def text_flag(flag: str, raw: str) -> str:
+    """Return a flag's text, or a file's content for ``@path`` (``-`` reads stdin).
+
+    :raises UsageError: the file cannot be read or the text is empty.
+    """
+    import sys
+
+    if raw == "-":
+        text = sys.stdin.read()
+    elif raw.startswith("@"):
+        path = pathlib.Path(raw[1:]).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{flag}: cannot read {path}: {exc.strerror}") from None
+    else:
+        text = raw
+    if not text.strip():
+        raise UsageError(f"{flag} is empty")
+    return text
+
+
+def result_set(body: dict[str, Any]) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """Columns and rows of a warehouse result set (API.md 10.8), for a Lister."""
+    columns = tuple(column["name"] for column in body["columns"])
+    return columns, [tuple(row.get(name) for name in columns) for row in body["rows"]]

@@ -50,7 +50,7 @@ def test_group_help_lists_its_commands(cli):
 
 
 def test_group_without_commands_says_so(cli):
-    run = cli("optimizations", "--help")
+    run = cli("dashboard", "--help")
     assert run.exit_code == 0
     assert "no commands installed" in run.stdout
 
@@ -89,7 +89,7 @@ def test_unknown_command_of_a_group_names_the_group_commands(cli):
     run = cli("config", "frobnicate")
     assert run.exit_code == 2
     assert "its commands: get, list, set" in run.stderr
-    run = cli("optimizations", "list")
+    run = cli("dashboard", "show")
     assert run.exit_code == 2
     assert "has no commands installed yet" in run.stderr
 

@@ -1,0 +1,62 @@
+"""``levered whoami`` and ``levered auth api-keys …``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from levered_core import humanize as h
+from levered_core import interaction
+from levered_core.plugin_api import Command, Lister, Result
+
+
+class WhoAmI(Command):
+    """Print the authenticated user and organization"""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        me = self.client.identity.me()
+        user = me.get("user")
+        who = f"{user.get('name') or user['email']} <{user['email']}>" if user else \
+            f"API key {(me.get('auth') or {}).get('api_key_id') or ''}".rstrip()
+        text = f"{who}\nOrganization  {me['organization']['name']} ({me['organization']['id']})\nAPI           {self.client.api_url}"
+        return Result.text(text, me)
+
+
+class CreateApiKey(Command):
+    """Create an API key for automation (the secret is shown once)"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--name", required=True, help="what the key is for, e.g. checkout-backend")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        body = self.client.identity.create_api_key(parsed_args.name)
+        sys.stderr.write("Store this secret now: it is never shown again.\n")
+        return Result.text(body["secret"], body)
+
+
+class ListApiKeys(Lister):
+    """List the organization's API keys (never their secrets)"""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        body = self.client.identity.list_api_keys()
+        rows = [(h.short_id(k["id"]), k["name"], k["prefix"], h.ago(k["created_at"]), h.ago(k.get("last_used_at")),
+                 (k.get("created_by") or {}).get("email", "-")) for k in body["api_keys"]]
+        return Result(("ID", "Name", "Prefix", "Created", "Last used", "Created by"), rows, body)
+
+
+class RevokeApiKey(Command):
+    """Revoke an API key immediately"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("id", help="API key ID or a unique prefix of it")
+        parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        key_id = self.client.identity.resolve_api_key(parsed_args.id)
+        interaction.confirm(f"Revoke API key {key_id}? Requests using it will fail", parsed_args.yes)
+        body = self.client.identity.revoke_api_key(key_id)
+        return Result.text(f"Revoked API key {key_id}", body)

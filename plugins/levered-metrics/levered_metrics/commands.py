@@ -1,0 +1,86 @@
+"""``levered metrics …``: list, create, preview, delete."""
+
+from __future__ import annotations
+
+import argparse
+
+from levered_core import humanize as h
+from levered_core import inputs, interaction
+from levered_core.errors import APIError
+from levered_core.plugin_api import Command, Lister, Result
+
+
+class ListMetrics(Lister):
+    """List reward metrics, newest first"""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        body = self.client.metrics.list()
+        rows = [(h.short_id(m["id"]), m["name"], m["column_mapping"]["reward_type"], m["column_mapping"]["anonymous_id"],
+                 m["column_mapping"]["timestamp"], m["column_mapping"].get("value") or "-", h.ago(m["created_at"]))
+                for m in body["metrics"]]
+        return Result(("ID", "Name", "Type", "Anonymous ID", "Timestamp", "Value", "Created"), rows, body)
+
+
+class CreateMetric(Command):
+    """Create a metric: SQL returning reward events"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--name", required=True, help="human-readable name")
+        parser.add_argument("--sql", required=True, help="one SELECT; @start_date is bound by the server; @file.sql reads a file")
+        parser.add_argument("--anonymous-id-col", required=True, metavar="COL", help="result column with the user's ID")
+        parser.add_argument("--timestamp-col", required=True, metavar="COL", help="result column with the event time")
+        parser.add_argument("--value-col", metavar="COL", help="result column with a numeric reward (numeric metrics)")
+        parser.add_argument("--reward-type", choices=("bool", "numeric"), help="default: numeric with --value-col, else bool")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        a = parsed_args
+        mapping = {"anonymous_id": a.anonymous_id_col, "timestamp": a.timestamp_col}
+        mapping.update({k: v for k, v in (("value", a.value_col), ("reward_type", a.reward_type)) if v is not None})
+        sql = inputs.text_flag("--sql", a.sql)
+        with interaction.progress("Checking the SQL against the warehouse"):
+            body = self.client.metrics.create({"name": a.name, "sql": sql, "column_mapping": mapping})
+        text = (f"Created metric {body['name']} ({body['id']}), {body['column_mapping']['reward_type']} reward\n"
+                f"Use it: levered optimizations create --reward-metric-id {body['id']} ...")
+        return Result.text(text, body)
+
+
+class PreviewMetric(Lister):
+    """Run a metric's SQL and show a sample of its rows"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("id", help="metric ID or a unique prefix of it")
+        parser.add_argument("--limit", "-n", type=inputs.bounded_int(1, 1000), default=10, help="rows (1-1000, default 10)")
+        parser.add_argument("--start-date", metavar="DATE", help="value of @start_date (default: 7 days ago)")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        metric_id = self.client.metrics.resolve(parsed_args.id)
+        with interaction.progress("Running the metric SQL"):
+            body = self.client.metrics.preview(metric_id, parsed_args.limit, parsed_args.start_date)
+        return Result(*inputs.result_set(body), body)
+
+
+class DeleteMetric(Command):
+    """Delete a metric (refused while a live optimization uses it)"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("id", help="metric ID or a unique prefix of it")
+        parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        metric_id = self.client.metrics.resolve(parsed_args.id)
+        if not parsed_args.yes:
+            interaction.confirm(f"Delete metric '{self.client.metrics.get(metric_id)['name']}' ({metric_id})?", False)
+        try:
+            body = self.client.metrics.delete(metric_id)
+        except APIError as exc:
+            users = exc.details.get("optimizations") or []
+            if users:
+                exc.message += " Used by: " + ", ".join(f"{o['name']} ({o['id']}, {o['status']})" for o in users)
+            raise
+        return Result.text(f"Deleted metric {metric_id}", body)

@@ -1,0 +1,166 @@
+"""``levered optimizations …``: create, list, show, update, archive, results, observations."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from levered_core import humanize as h
+from levered_core import inputs, interaction, views
+from levered_core.errors import LeveredError, UsageError
+from levered_core.plugin_api import Command, Lister, Result
+
+STATUSES = ("live", "completed", "archived")
+
+
+def _metric_name(client: Any, metric_id: str) -> str | None:
+    try:
+        return str(client.metrics.get(metric_id)["name"])
+    except LeveredError:  # only decoration: show the ID instead
+        return None
+
+
+class ListOptimizations(Lister):
+    """List optimizations, most recently updated first"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--limit", type=inputs.bounded_int(1, 100), default=10, help="at most N (1-100, default 10)")
+        parser.add_argument("--include-archived", action="store_true", help="also list archived optimizations")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        body = self.client.optimizations.list(parsed_args.limit, parsed_args.include_archived)
+        rows = []
+        for o in body["optimizations"]:
+            summary = o.get("summary") or {}
+            rows.append((h.short_id(o["id"]), o["name"], o["status"], f"{o['model_type']} {o.get('model_status') or '-'}",
+                         h.percent(summary.get("lift"), signed=True), h.fraction(summary.get("confidence"), 0),
+                         summary.get("exposures", 0), h.ago(o["updated_at"])))
+        columns = ("ID", "Name", "Status", "Model", "Lift", "Confidence", "Exposures", "Updated")
+        return Result(columns, rows, body)
+
+
+class ShowOptimization(Command):
+    """Show an optimization: factors, model, metric and status"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("id", help="optimization ID or a unique prefix of it")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        body = self.client.optimizations.get(self.client.optimizations.resolve(parsed_args.id))
+        return Result.text(views.optimization(body, _metric_name(self.client, body["reward_metric_id"])), body)
+
+
+class CreateOptimization(Command):
+    """Create an optimization from design factors and a metric"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--name", required=True, help="human-readable name")
+        parser.add_argument("--design-factors", required=True, metavar="JSON",
+                            help='JSON array (or @file.json): [{"name": "headline", "levels": ["A", "B"]}, ...]')
+        parser.add_argument("--reward-metric-id", required=True, metavar="UUID", help="the metric that defines success")
+        parser.add_argument("--model-type", choices=("cmab", "mab"), help="default cmab (contextual)")
+        parser.add_argument("--context-factors", metavar="JSON", help='JSON array: [{"name": "country"}, ...]')
+        parser.add_argument("--excluded-combinations", metavar="JSON", help='JSON array of partial variants never served')
+        parser.add_argument("--holdout-percentage", type=inputs.bounded_int(0, 50), help="0-50, default 10")
+        parser.add_argument("--conversion-window-hours", type=inputs.bounded_int(1, 2160), help="1-2160, default 24")
+        parser.add_argument("--reward-name", help="label of the reward (default: reward)")
+        parser.add_argument("--reward-type", choices=("bool", "numeric"), help="default: the metric's type")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        a = parsed_args
+        config: dict[str, Any] = {"design_factors": inputs.factor_specs(
+            "--design-factors", inputs.json_flag("--design-factors", a.design_factors, list), levels_required=True)}
+        if a.context_factors is not None:
+            config["context_factors"] = inputs.factor_specs(
+                "--context-factors", inputs.json_flag("--context-factors", a.context_factors, list), levels_required=False)
+        reward = {k: v for k, v in (("name", a.reward_name), ("type", a.reward_type)) if v is not None}
+        if reward:
+            config["reward"] = reward
+        if a.conversion_window_hours is not None:
+            config["attribution"] = {"type": "last_touch", "conversion_window_hours": a.conversion_window_hours}
+        body: dict[str, Any] = {"name": a.name, "reward_metric_id": a.reward_metric_id, "training_data_config": config}
+        if a.excluded_combinations is not None:
+            body["excluded_combinations"] = inputs.json_flag("--excluded-combinations", a.excluded_combinations, list)
+        for key, value in (("model_type", a.model_type), ("holdout_percentage", a.holdout_percentage)):
+            if value is not None:
+                body[key] = value
+        created = self.client.optimizations.create(body)
+        text = views.optimization(created) + f"\n\nServe it: levered serve {h.short_id(created['id'])}"
+        return Result.text(text, created)
+
+
+class UpdateOptimization(Command):
+    """Change an optimization's status or name"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("id", help="optimization ID or a unique prefix of it")
+        parser.add_argument("--status", choices=STATUSES, help="the new status")
+        parser.add_argument("--name", help="a new name")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        body = {k: v for k, v in (("status", parsed_args.status), ("name", parsed_args.name)) if v is not None}
+        if not body:
+            raise UsageError(f"nothing to update: give --status ({' | '.join(STATUSES)}) or --name")
+        updated = self.client.optimizations.update(self.client.optimizations.resolve(parsed_args.id), body)
+        return Result.text(f"{updated['name']} ({updated['id']}) is {updated['status']}", updated)
+
+
+class ArchiveOptimization(Command):
+    """Archive an optimization (it stops serving)"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("id", help="optimization ID or a unique prefix of it")
+        parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        optimization_id = self.client.optimizations.resolve(parsed_args.id)
+        if not parsed_args.yes:
+            name = self.client.optimizations.get(optimization_id)["name"]
+            interaction.confirm(f"Archive optimization '{name}' ({optimization_id})?", False)
+        updated = self.client.optimizations.update(optimization_id, {"status": "archived"})
+        return Result.text(f"Archived {updated['name']} ({updated['id']})", updated)
+
+
+class ShowResults(Command):
+    """Show lift, intervals, P(best) and factor importance"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("id", help="optimization ID or a unique prefix of it")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        optimization_id = self.client.optimizations.resolve(parsed_args.id)
+        with interaction.progress("Computing results in the warehouse"):
+            body = self.client.optimizations.results(optimization_id)
+        return Result.text(views.results(body), body)
+
+
+class ListObservations(Lister):
+    """List exposures with their attributed rewards, newest first"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("id", help="optimization ID or a unique prefix of it")
+        parser.add_argument("--page", type=inputs.bounded_int(1, 10**9), default=1, help="page number (default 1)")
+        parser.add_argument("--size", type=inputs.bounded_int(1, 100), default=20, help="rows per page (1-100, default 20)")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        optimization_id = self.client.optimizations.resolve(parsed_args.id)
+        body = self.client.optimizations.observations(optimization_id, parsed_args.page, parsed_args.size)
+        rows = [(o["exposed_at"], o["anonymous_id"], f"#{o['variant_number']}", "yes" if o["in_holdout"] else "no",
+                 h.number(o.get("propensity"), 3), "pending" if o["reward"] is None else o["reward"],
+                 h.variant_label(o.get("context") or {})) for o in body["observations"]]
+        columns = ("Exposed at", "Anonymous ID", "Variant", "Holdout", "Propensity", "Reward", "Context")
+        return Result(columns, rows, body)

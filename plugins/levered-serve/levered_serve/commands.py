@@ -1,0 +1,41 @@
+"""``levered serve``: ask for a variant for a user, outside the SDK."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from levered_core import humanize as h
+from levered_core import inputs
+from levered_core.plugin_api import Command, Result
+
+
+class ServeVariant(Command):
+    """Request a variant assignment for a user"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("optimization_id", help="optimization ID or a unique prefix of it")
+        parser.add_argument("--anonymous-id", metavar="ID", help="the user's anonymous ID (default: a new random one)")
+        parser.add_argument("--context", metavar="JSON", help='context values, e.g. {"country": "US", "device_type": "mobile"}')
+        parser.add_argument("--dry-run", action="store_true", help="decide without recording a lock or an exposure")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        body: dict[str, Any] = {}
+        if parsed_args.context is not None:
+            body["context"] = inputs.json_flag("--context", parsed_args.context, dict)
+        if parsed_args.anonymous_id is not None:
+            body["anonymous_id"] = parsed_args.anonymous_id
+        if parsed_args.dry_run:
+            body["dry_run"] = True
+        served = self.client.optimizations.serve(self.client.optimizations.resolve(parsed_args.optimization_id), body)
+        generated = "" if parsed_args.anonymous_id else " (generated)"
+        lines = [
+            f"Variant     #{served['variant_number']}  {h.variant_label(served['variant'])}",
+            f"User        {served['anonymous_id']}{generated}",
+            f"Holdout     {'yes (baseline)' if served['in_holdout'] else 'no'}",
+            f"Propensity  {h.number(served['propensity'], 4)}  (model version {served['model_version']})",
+            f"Exposure    {served.get('exposure_id') or 'not recorded (dry run)'}",
+        ]
+        return Result.text("\n".join(lines), served)

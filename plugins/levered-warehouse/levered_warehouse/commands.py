@@ -1,0 +1,95 @@
+"""``levered warehouse …``: status, tables, columns, preview, query (read-only)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from levered_core import inputs, interaction
+from levered_core.errors import UsageError
+from levered_core.plugin_api import Command, Lister, Result
+
+
+def _note_truncation(body: dict[str, object]) -> None:
+    if body.get("truncated"):
+        sys.stderr.write(f"(showing the first {body.get('row_count')} rows; more exist: raise -n)\n")
+
+
+class ShowStatus(Command):
+    """Show the warehouse connection and whether it answers"""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        body = self.client.warehouse.status()
+        if not body.get("provider"):
+            return Result.text("Not connected", body)
+        state = f"connected ({body.get('latency_ms')} ms)" if body["connected"] else \
+            f"not connected: {body.get('warehouse_message')}"
+        managed = " (managed)" if body.get("managed") else ""
+        text = (f"Provider   {body['provider']}{managed}\nDataset    {body.get('dataset_id') or '-'}\n"
+                f"Exposures  {body.get('exposures_table') or '-'}\nStatus     {state}")
+        return Result.text(text, body)
+
+
+class ListTables(Lister):
+    """List the tables and views of the warehouse dataset"""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        body = self.client.warehouse.tables()
+        rows = [(t["name"], t["type"], "-" if t.get("row_count") is None else t["row_count"]) for t in body["tables"]]
+        return Result(("Name", "Type", "Rows"), rows, body)
+
+
+class ListColumns(Lister):
+    """List a table's columns and their types"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("table", help="table or view name (or schema.table)")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        body = self.client.warehouse.columns(parsed_args.table)
+        rows = [(c["name"], c["type"], "yes" if c.get("nullable") else "no") for c in body["columns"]]
+        return Result(("Name", "Type", "Nullable"), rows, body)
+
+
+class PreviewTable(Lister):
+    """Show the first rows of a table (or of a query with --sql)"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("table", nargs="?", help="table or view name")
+        parser.add_argument("--sql", help="preview a read-only query instead of a table")
+        parser.add_argument("-n", "--limit", type=inputs.bounded_int(1, 1000), default=10, help="rows (default 10)")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        if (parsed_args.table is None) == (parsed_args.sql is None):
+            raise UsageError("give either a table name or --sql, not both")
+        with interaction.progress("Querying the warehouse"):
+            if parsed_args.sql is not None:
+                body = self.client.warehouse.query(inputs.text_flag("--sql", parsed_args.sql), parsed_args.limit)
+            else:
+                body = self.client.warehouse.preview(parsed_args.table, parsed_args.limit)
+        _note_truncation(body)
+        return Result(*inputs.result_set(body), body)
+
+
+class RunQuery(Lister):
+    """Run one read-only SQL query (- reads it from stdin)"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("query", nargs="?", metavar="SQL", help="the query; - reads stdin; @file.sql reads a file")
+        parser.add_argument("--sql", dest="sql_flag", metavar="SQL", help="the query (instead of the argument)")
+        parser.add_argument("-n", "--limit", type=inputs.bounded_int(1, 10000), default=100, help="rows (default 100)")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        if (parsed_args.query is None) == (parsed_args.sql_flag is None):
+            raise UsageError("give the SQL once: as the argument, with --sql, or - for stdin")
+        sql = inputs.text_flag("SQL", parsed_args.query if parsed_args.query is not None else parsed_args.sql_flag)
+        with interaction.progress("Running the query"):
+            body = self.client.warehouse.query(sql, parsed_args.limit)
+        _note_truncation(body)
+        return Result(*inputs.result_set(body), body)

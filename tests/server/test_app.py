@@ -1,0 +1,134 @@
+"""Conventions of API.md 1: envelopes, request ids, errors, limits, health."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from levered_server.services import identity
+from tests.server.conftest import BACKENDS, assert_error, database_url, make_settings, new_org, running
+
+REQ_ID = re.compile(r"^req_[0-9a-f]{24}$")
+
+
+def test_healthz_reports_ok_and_version(server):
+    resp = server.client.get("/healthz")
+    assert resp.status_code == 200
+    assert resp.json() == {"status": "ok", "version": "0.1.0"}
+    assert REQ_ID.match(resp.headers["x-request-id"])
+
+
+def test_success_envelope_has_fields_top_level_and_meta(org):
+    resp = org.get("/api/v2/me")
+    body = resp.json()
+    assert resp.status_code == 200
+    assert body["organization"]["id"] == org.id
+    assert body["meta"] == {"request_id": resp.headers["x-request-id"], "organization_id": org.id}
+    assert REQ_ID.match(body["meta"]["request_id"])
+    assert list(body)[-1] == "meta"
+
+
+def test_request_ids_are_unique(org):
+    ids = {org.get("/api/v2/me").headers["x-request-id"] for _ in range(5)}
+    assert len(ids) == 5
+
+
+@pytest.mark.parametrize("method,path", [
+    ("GET", "/api/v2/nothing-here"), ("GET", "/"), ("DELETE", "/api/v2/me"),
+    ("PUT", "/api/v2/api-keys"), ("GET", "/api/v2/agent-sessions"),
+    ("GET", "/api/v2/optimizations/699ede80-c94b-4f98-9c79-dd3e07748703/variants/by-number/1/screenshot"),
+])
+def test_unknown_paths_and_methods_are_404(org, method, path):
+    resp = org.request(method, path)
+    assert_error(resp, 404, "not_found")
+    assert "allow" not in resp.headers
+
+
+@pytest.mark.parametrize("content,ctype,fragment", [
+    (b"{not json", "application/json", "not valid JSON"),
+    (b"[1, 2]", "application/json", "JSON object"),
+    (b'"name"', "application/json", "JSON object"),
+    (b'{"name": "x"}', "text/plain", "Content-Type"),
+    (b'{"name": "x"}', "application/x-www-form-urlencoded", "Content-Type"),
+    (b"", "application/json", "empty"),
+])
+def test_malformed_bodies_are_400(org, content, ctype, fragment):
+    before = org.get("/api/v2/api-keys").json()["api_keys"]
+    resp = org.post("/api/v2/api-keys", content=content, headers={"Content-Type": ctype})
+    err = assert_error(resp, 400, "bad_request")
+    assert fragment in err["message"]
+    assert org.get("/api/v2/api-keys").json()["api_keys"] == before
+
+
+def test_body_over_one_mib_is_400(org):
+    big = b'{"name": "' + b"x" * (1024 * 1024) + b'"}'
+    err = assert_error(org.post("/api/v2/api-keys", content=big,
+                                headers={"Content-Type": "application/json"}),
+                       400, "bad_request")
+    assert "larger" in err["message"]
+
+
+def test_validation_error_lists_every_field(org):
+    resp = org.post("/api/v2/api-keys", json={"name": "", "extra": 1, "other": True})
+    err = assert_error(resp, 422, "validation_error")
+    fields = {f["field"]: f["code"] for f in err["details"]["fields"]}
+    assert fields == {"name": "too_short", "extra": "unknown_field", "other": "unknown_field"}
+    assert err["message"] == "3 fields are invalid"
+
+
+def test_wrong_json_type_is_type_error(org):
+    resp = org.post("/api/v2/api-keys", json={"name": 42})
+    err = assert_error(resp, 422, "validation_error")
+    assert err["details"]["fields"] == [{"field": "name", "code": "type",
+                                         "message": err["details"]["fields"][0]["message"]}]
+
+
+def test_internal_error_has_no_traceback_or_sql(org, monkeypatch, caplog):
+    def boom(**_kw):
+        raise RuntimeError("SELECT secret_hash FROM api_keys -- internal detail")
+
+    monkeypatch.setattr(identity, "me", boom)
+    with caplog.at_level(logging.ERROR, logger="levered_server.request"):
+        resp = org.get("/api/v2/me")
+    err = assert_error(resp, 500, "internal")
+    assert "SELECT" not in resp.text and "Traceback" not in resp.text
+    rid = resp.headers["x-request-id"]
+    assert rid in err["message"]
+    assert any(rid in r.getMessage() for r in caplog.records)
+
+
+def test_request_id_appears_in_the_log(server, org, caplog):
+    server.runtime.settings  # noqa: B018 - the access log is on by default in Settings
+    with caplog.at_level(logging.INFO, logger="levered_server.request"):
+        resp = org.get("/api/v2/me")
+    rid = resp.headers["x-request-id"]
+    assert any(rid in r.getMessage() and org.id in r.getMessage() for r in caplog.records)
+
+
+def test_openapi_document_is_served_with_every_route(server):
+    doc = server.client.get("/openapi.json").json()
+    paths = doc["paths"]
+    assert "/api/v2/me" in paths and "/api/v2/api-keys" in paths
+    op = paths["/api/v2/api-keys"]["post"]
+    ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    name = ref.rsplit("/", 1)[-1]
+    assert doc["components"]["schemas"][name]["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("backend", BACKENDS[:1])
+def test_rate_limit_api_bucket(tmp_path, backend):
+    with database_url(backend) as url:
+        settings = make_settings(tmp_path, url, rate_limit_per_minute=3)
+        with running(settings, backend) as srv:
+            org = new_org(srv)
+            statuses = [org.get("/api/v2/me") for _ in range(4)]
+            assert [r.status_code for r in statuses[:3]] == [200, 200, 200]
+            assert statuses[0].headers["x-ratelimit-limit"] == "3"
+            assert statuses[2].headers["x-ratelimit-remaining"] == "0"
+            err = assert_error(statuses[3], 429, "rate_limited")
+            assert err["details"]["limit"] == 3 and err["details"]["window_seconds"] == 60
+            assert int(statuses[3].headers["retry-after"]) >= 1
+            # /healthz is never limited
+            assert srv.client.get("/healthz").status_code == 200
