@@ -62,7 +62,7 @@ class CreateOptimization(Command):
         parser.add_argument("--name", required=True, help="human-readable name")
         parser.add_argument("--design-factors", required=True, metavar="JSON",
                             help='JSON array (or @file.json): [{"name": "headline", "levels": ["A", "B"]}, ...]')
-        parser.add_argument("--reward-metric-id", required=True, metavar="UUID", help="the metric that defines success")
+        parser.add_argument("--reward-metric-id", required=True, metavar="UUID", help="the metric that defines success (or a unique prefix of its ID)")
         parser.add_argument("--model-type", choices=("cmab", "mab"), help="default cmab (contextual)")
         parser.add_argument("--context-factors", metavar="JSON", help='JSON array: [{"name": "country"}, ...]')
         parser.add_argument("--excluded-combinations", metavar="JSON", help='JSON array of partial variants never served')
@@ -84,7 +84,8 @@ class CreateOptimization(Command):
             config["reward"] = reward
         if a.conversion_window_hours is not None:
             config["attribution"] = {"type": "last_touch", "conversion_window_hours": a.conversion_window_hours}
-        body: dict[str, Any] = {"name": a.name, "reward_metric_id": a.reward_metric_id, "training_data_config": config}
+        metric_id = self.client.metrics.resolve(a.reward_metric_id)
+        body: dict[str, Any] = {"name": a.name, "reward_metric_id": metric_id, "training_data_config": config}
         if a.excluded_combinations is not None:
             body["excluded_combinations"] = inputs.json_flag("--excluded-combinations", a.excluded_combinations, list)
         for key, value in (("model_type", a.model_type), ("holdout_percentage", a.holdout_percentage)):
