@@ -38,7 +38,7 @@ def json_flag(flag: str, raw: str, expect: type[list[Any]] | type[dict[str, Any]
     except json.JSONDecodeError as exc:
         raise UsageError(f"{flag}: invalid JSON{source} at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if not isinstance(value, expect):
-        wanted = "an array" if expect is list else "an object"
+        wanted = "array" if expect is list else "object"
         raise UsageError(f"{flag} must be a JSON {wanted}, got {_json_type(value)}")
     return value
 

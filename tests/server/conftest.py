@@ -11,8 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import warnings
+
 import pytest
-from fastapi.testclient import TestClient
+
+with warnings.catch_warnings():
+    # Starlette's TestClient warns that httpx should become httpx2; not our concern.
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
 
 from levered_server.app import create_app
 from levered_server.bootstrap import create_organization
@@ -148,9 +154,3 @@ def field_codes(resp: Any) -> dict[str, str]:
     err = assert_error(resp, 422, "validation_error")
     return {f["field"]: f["code"] for f in err["details"]["fields"]}
 
-
-def pytest_configure(config: Any) -> None:
-    # Starlette's TestClient warns about httpx vs httpx2; the tests do not care.
-    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:fastapi.testclient")
-    config.addinivalue_line("filterwarnings",
-                            "ignore:Using `httpx` with `starlette.testclient`")
