@@ -23,7 +23,13 @@ if TYPE_CHECKING:
 
     from levered_core.client import LeveredClient
 
-NOISY_LOGGERS = ("urllib3", "stevedore", "cliff")
+
+
+class _OwnInfoOnly(logging.Filter):
+    """Below WARNING, show only levered's own records: libraries' INFO chatter is noise here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.name.startswith(("levered", "cliff"))
 
 
 class LazyCommand:
@@ -114,8 +120,8 @@ class LeveredApp(cliff_app.App):
                 handler.setFormatter(_ConsoleFormatter())
                 if self.options.debug:
                     handler.setLevel(logging.DEBUG)
-        for name in NOISY_LOGGERS:
-            logging.getLogger(name).setLevel(logging.INFO if self.options.debug else logging.WARNING)
+                if self.options.verbose_level < 2:
+                    handler.addFilter(_OwnInfoOnly())
 
     def initialize_app(self, argv: list[str]) -> None:
         manifest_module.report_problems(self.manifest, self.options.debug, self.stderr)

@@ -90,6 +90,8 @@ class _Display(_LeveredMixin):
         result = hooked
         if self.wants_json(parsed_args):
             output.print_json(result.document, self.levered_app.stdout)
+        elif not result.data and parsed_args.formatter == "table":
+            output.print_text("(none)", self.levered_app.stdout)  # cliff's table prints nothing at all
         else:
             self.formatter = self._formatter_plugins[parsed_args.formatter].obj
             self.produce_output(parsed_args, result.columns, result.data)  # type: ignore[attr-defined]
