@@ -142,20 +142,40 @@ class LeveredApp(cliff_app.App):
             self._settings = config.Settings.load()
         return self._settings
 
+    def target(self) -> tuple[str, str]:
+        """The (environment, API URL) this run talks to, resolved from flags, env and config."""
+        settings = self.settings
+        return config.environment(settings), config.resolve_api_url(settings, self.options.api_url)
+
+    def new_client(self, token: str | None = None) -> LeveredClient:
+        """A client for :meth:`target` with the configured timeout and CA bundle."""
+        from levered_core.client import LeveredClient
+
+        settings = self.settings
+        return LeveredClient(self.target()[1], token, timeout=float(settings.get("timeout")),
+                             ca_bundle=settings.get("ca_bundle"))
+
     @property
     def client(self) -> LeveredClient:
         """The API client for this run: URL, credential and timeout resolved once."""
         if self._client is None:
             from levered_core import credentials
-            from levered_core.client import LeveredClient
 
-            settings = self.settings
-            api_url = config.resolve_api_url(settings, self.options.api_url)
-            env = config.environment(settings)
-            self._client = LeveredClient(
-                api_url, credentials.bearer_token(env, api_url),
-                timeout=float(settings.get("timeout")), ca_bundle=settings.get("ca_bundle"),
-            )
+            env, api_url = self.target()
+            client = self.new_client()
+            api_key = credentials.api_key()
+            stored = None if api_key else credentials.load_session(env, api_url)
+            client.token = api_key or (stored.session_token if stored else None)
+            if stored is not None and stored.refresh_token:
+                from levered_core import oauth
+
+                def refresher(stale: str | None) -> str:
+                    return oauth.refresh(client.session, env, api_url, stale)
+
+                client._refresher = refresher
+                if oauth.expires_soon(stored):
+                    client.token = refresher(stored.session_token)
+            self._client = client
         return self._client
 
     def run_subcommand(self, argv: list[str]) -> int:

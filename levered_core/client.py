@@ -46,6 +46,8 @@ class LeveredClient:
     :param timeout: the read timeout of each request, in seconds.
     :param ca_bundle: a PEM file of CA certificates to verify TLS with.
     :param sleep: how to wait between retries (tests pass a fake).
+    :param refresher: called with the rejected token after a 401 to get a fresh one (a stored
+        login session); the request is then retried once.
     """
 
     def __init__(
@@ -56,9 +58,11 @@ class LeveredClient:
         timeout: float = 30.0,
         ca_bundle: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        refresher: Callable[[str | None], str] | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.token = token
+        self._refresher = refresher
         self.timeout = timeout
         self._sleep = sleep
         self.session = requests.Session()
@@ -133,6 +137,16 @@ class LeveredClient:
         :raises APIError: any other error status.
         :raises ConnectionFailed: the server could not be reached.
         """
+        try:
+            return self._send(method, path, params, json_body, authenticated)
+        except Unauthorized:
+            if not (authenticated and self._refresher):
+                raise
+            self.token, self._refresher = self._refresher(self.token), None
+            return self._send(method, path, params, json_body, authenticated)
+
+    def _send(self, method: str, path: str, params: Mapping[str, Any] | None, json_body: Any,
+              authenticated: bool) -> Any:
         headers = {}
         if authenticated:
             if not self.token:
@@ -152,7 +166,7 @@ class LeveredClient:
                 if attempt + 1 < attempts and isinstance(exc, requests.ConnectionError):
                     self._sleep(BACKOFF[attempt])
                     continue
-                raise ConnectionFailed(self.api_url, _reason(exc)) from exc
+                raise ConnectionFailed(self.api_url, describe_failure(exc)) from exc
             LOG.debug(
                 "%s %s -> %s (%s, %.0f ms)", method, url, response.status_code,
                 response.headers.get("X-Request-Id", "no request id"),
@@ -183,7 +197,8 @@ def _retry_after(response: requests.Response, fallback: float) -> float:
         return fallback
 
 
-def _reason(exc: requests.RequestException) -> str:
+def describe_failure(exc: requests.RequestException) -> str:
+    """Say in words why a request failed and what to do."""
     if isinstance(exc, requests.Timeout):
         return "the request timed out (raise it with `levered config set timeout SECONDS`)"
     if isinstance(exc, requests.exceptions.SSLError):

@@ -81,10 +81,16 @@ def delete_session(environment: str, api_url: str) -> bool:
     return True
 
 
+def api_key() -> str | None:
+    """Return ``LEVERED_API_KEY`` if it is set (stored sessions are then ignored)."""
+    value = os.environ.get("LEVERED_API_KEY", "").strip()
+    return value or None
+
+
 def bearer_token(environment: str, api_url: str) -> str | None:
     """Return the token to send: ``LEVERED_API_KEY`` first, else the stored session's."""
-    api_key = os.environ.get("LEVERED_API_KEY")
-    if api_key:
-        return api_key.strip()
+    key = api_key()
+    if key:
+        return key
     session = load_session(environment, api_url)
     return session.session_token if session else None

@@ -60,3 +60,61 @@ class RevokeApiKey(Command):
         interaction.confirm(f"Revoke API key {key_id}? Requests using it will fail", parsed_args.yes)
         body = self.client.identity.revoke_api_key(key_id)
         return Result.text(f"Revoked API key {key_id}", body)
+
+
+def _can_open_browser() -> bool:
+    import os
+    import webbrowser
+
+    if os.environ.get("SSH_CONNECTION") and not os.environ.get("DISPLAY"):
+        return False
+    try:
+        webbrowser.get()
+    except webbrowser.Error:
+        return False
+    return True
+
+
+class Login(Command):
+    """Log in through the browser and store the session"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--no-browser", action="store_true", help="print the login URL instead of opening it")
+        parser.add_argument("--device", action="store_true", help="log in with a code on another device (SSH, no display)")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        from levered_core import credentials, oauth
+
+        app = self.levered_app
+        env, api_url = app.target()
+        client = app.new_client()
+        metadata = oauth.discover(client.session, api_url)
+        if parsed_args.device or (not parsed_args.no_browser and not _can_open_browser()):
+            session = oauth.device_login(client.session, api_url, metadata, out=app.stderr)
+        else:
+            session = oauth.browser_login(client.session, api_url, metadata, open_browser=not parsed_args.no_browser,
+                                          out=app.stderr)
+        credentials.save_session(env, session)
+        client.token = session.session_token
+        me = client.identity.me()
+        who = (me.get("user") or {}).get("email", "?")
+        return Result.text(f"Logged in as {who} ({me['organization']['name']}) at {api_url}", me)
+
+
+class Logout(Command):
+    """Revoke and forget the stored session of this API URL"""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        from levered_core import credentials, oauth
+
+        app = self.levered_app
+        env, api_url = app.target()
+        stored = credentials.load_session(env, api_url)
+        if stored is None:
+            return Result.text("Not logged in", {"environment": env, "logged_out": False, "revoked": False})
+        revoked = bool(stored.refresh_token) and oauth.revoke(app.new_client().session, api_url, stored.refresh_token)
+        credentials.delete_session(env, api_url)
+        text = f"Logged out of {api_url}" + ("" if revoked else " (the server could not be told; the token expires in 24 h)")
+        return Result.text(text, {"environment": env, "logged_out": True, "revoked": revoked})
