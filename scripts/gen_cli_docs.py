@@ -149,7 +149,7 @@ def optimizations(s: Session, url: str, key: str, metric_id: str) -> None:
     s.heading("Serving")
     s.section("serve")
     s.run("serve", short, "--anonymous-id", "user-42", "--context", '{"country": "US", "device_type": "mobile"}')
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     rewards = []
     for i in range(150):
         served = api(url, key, "POST", f"/api/v2/optimizations/{opt['id']}/serve", {"anonymous_id": f"v{i}"})

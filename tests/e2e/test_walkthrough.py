@@ -77,7 +77,7 @@ def test_5_traffic_and_rewards_then_train(levered, walk, server):
         status, body = server.api("POST", f"/api/v2/optimizations/{walk['opt']}/serve", {"anonymous_id": f"w{i}"})
         assert status == 200, body
         served.append(body)
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     events = [{"anonymous_id": s["anonymous_id"], "name": "signup", "timestamp": now} for s in served[::3]]
     status, body = server.api("POST", "/api/v2/ingest/rewards", {"events": events})
     assert status == 200 and body["accepted"] == len(events), body

@@ -7,11 +7,10 @@ import contextlib
 import dataclasses
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import warnings
 
 import pytest
 

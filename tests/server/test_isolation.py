@@ -22,6 +22,7 @@ def test_org_b_cannot_see_or_touch_org_a(org, other_org):
         ("PATCH", f"/api/v2/optimizations/{oid}", {"status": "archived"}),
         ("PATCH", f"/api/v2/optimizations/{oid}", {"name": "stolen"}),
         ("GET", f"/api/v2/optimizations/{oid}/observations", None),
+        ("GET", f"/api/v2/optimizations/{oid}/results", None),
         ("POST", f"/api/v2/optimizations/{spare['id']}/model", None),
         ("GET", f"/api/v2/models/{mid}", None),
         ("GET", f"/api/v2/models/{mid}/state", None),

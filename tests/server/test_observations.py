@@ -15,7 +15,7 @@ PINNED_SQL = ("SELECT anonymous_id, timestamp_utc, optimization_id FROM rewards 
 
 
 def _ts(hours: float) -> str:
-    t = dt.datetime(2026, 11, 20, 10, tzinfo=dt.timezone.utc) + dt.timedelta(hours=hours)
+    t = dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC) + dt.timedelta(hours=hours)
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
@@ -34,7 +34,7 @@ def scenario(org):
     metric = make_metric(org, sql=PINNED_SQL)
     opt = make_optimization(org, metric["id"])
     other = make_optimization(org, metric["id"], name="other")
-    recent = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).isoformat()
+    recent = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()
     exposures = [_exp(opt, "a", 0, "a1"), _exp(opt, "a", 2, "a2"), _exp(opt, "b", 0, "b1"),
                  _exp(opt, "c", 0, "c1"), _exp(opt, "d", 0, "d1"), _exp(opt, "e", recent, "e1"),
                  _exp(opt, "f", 0, "f1"), _exp(opt, "g", 0, "g1")]

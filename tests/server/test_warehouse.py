@@ -191,8 +191,9 @@ def test_bring_your_own_postgres(org, server):
     conn = resp.json()
     assert conn["provider"] == "postgres" and conn["managed"] is False
     assert conn["exposures_table"] == "byo_wh.levered_exposures" and "credentials" not in conn
-    from levered_server.store.models import WarehouseConnection
     from sqlalchemy import select
+
+    from levered_server.store.models import WarehouseConnection
 
     with server.runtime.store.session(org.id) as s:
         stored = s.scalars(select(WarehouseConnection)).one().credentials_encrypted
