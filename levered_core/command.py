@@ -9,12 +9,13 @@ working on listers and show commands).
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any, cast
 
 from cliff import command, lister, show
 
 from levered_core import output
-from levered_core.errors import APIError
+from levered_core.errors import APIError, LeveredError, PluginError
 
 if TYPE_CHECKING:
     from levered_core.app import LeveredApp
@@ -23,6 +24,50 @@ if TYPE_CHECKING:
 
 class _LeveredMixin:
     """What every levered command shares, whatever cliff base it has."""
+
+    cmd_name: str | None
+    _hooks: Any
+    #: The JSON document of this run's result, for command hooks' ``after``; None before it ran.
+    last_document: Any = None
+
+    def _load_hooks(self) -> None:
+        # cliff's own loader logs a failing hook as an error and hides which command it was for.
+        if not self.cmd_name:
+            self._hooks = []
+            return
+        from stevedore import extension
+
+        from levered_core.plugin_api import hook_namespace
+
+        def failed(_manager: Any, ep: Any, exc: BaseException) -> None:
+            sys.stderr.write(f"levered: warning: hook '{ep.name}' ({ep.value}) for '{self.cmd_name}' failed to "
+                             f"load: {type(exc).__name__}: {exc}; the command runs without it\n")
+
+        self._hooks = extension.ExtensionManager(hook_namespace(self.cmd_name), invoke_on_load=True,
+                                                 invoke_kwds={"command": self}, on_load_failure_callback=failed)
+
+    def _call_hooks(self, method: str, *args: Any) -> Any:
+        """Call ``method`` on each hook in turn, threading its result; a failure names the hook."""
+        value = args[-1]
+        for hook in self._hooks:
+            if hook.obj is None:
+                continue
+            try:
+                returned = getattr(hook.obj, method)(*args[:-1], value)
+            except LeveredError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"hook '{hook.name}' ({hook.entry_point.value}) {method} '{self.cmd_name}' "
+                                  f"failed: {type(exc).__name__}: {exc}") from exc
+            if returned is not None:
+                value = returned
+        return value
+
+    def _run_before_hooks(self, parsed_args: argparse.Namespace) -> argparse.Namespace:
+        return self._call_hooks("before", parsed_args)  # type: ignore[no-any-return]
+
+    def _run_after_hooks(self, parsed_args: argparse.Namespace, result: Any) -> Any:
+        return self._call_hooks("after", parsed_args, result)
 
     def _add_json_flag(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser.add_argument("--json", action="store_true",
@@ -56,6 +101,7 @@ class _LeveredMixin:
             raise
         if not isinstance(result, output.Result):
             raise TypeError(f"{type(self).__name__}.take_action must return a levered_core.output.Result")
+        self.last_document = result.document  # what after-hooks read (e.g. the created object)
         return result
 
 
@@ -72,7 +118,7 @@ class Command(_LeveredMixin, command.Command):
             output.print_json(result.document, self.app.stdout)
         else:
             output.print_text(str(result.data), self.app.stdout)
-        return self._run_after_hooks(parsed_args, 0)
+        return int(self._run_after_hooks(parsed_args, 0))
 
 
 class _Display(_LeveredMixin):
@@ -82,9 +128,9 @@ class _Display(_LeveredMixin):
     formatter: Any
 
     def run(self, parsed_args: argparse.Namespace) -> int:
-        parsed_args = self._run_before_hooks(parsed_args)  # type: ignore[attr-defined]
+        parsed_args = self._run_before_hooks(parsed_args)
         result = self._take(parsed_args)
-        hooked = self._run_after_hooks(parsed_args, result)  # type: ignore[attr-defined]
+        hooked = self._run_after_hooks(parsed_args, result)
         if not isinstance(hooked, output.Result):  # a hook returned cliff's plain pair
             hooked = output.Result(hooked[0], hooked[1], result.document)
         result = hooked

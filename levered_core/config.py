@@ -118,6 +118,18 @@ def known_key(key: str) -> Key:
     return known
 
 
+def read_site_plugins() -> dict[str, Any]:
+    """Return the ``plugins`` object of the site config (allow, deny, override), or ``{}``.
+
+    :raises ConfigError: the site file or its ``plugins`` value is malformed.
+    """
+    path = site_config_path()
+    value = _read_object(path).get("plugins") or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: \"plugins\" must be an object with allow, deny or override")
+    return value
+
+
 def validate(key: str, value: str) -> Any:
     """Parse a value typed by a user for a known key.
 

@@ -24,7 +24,14 @@ from levered_core import __version__
 def fingerprint() -> str:
     """Return a digest of everything that decides which plugins are installed."""
     digest = hashlib.sha256()
-    for part in (sys.executable, sys.prefix, __version__, os.environ.get("LEVERED_LOAD_PLUGINS", "")):
+    from levered_core.config import site_config_path
+
+    site = site_config_path()
+    try:
+        site_stamp = f"{site}:{os.stat(site).st_mtime_ns}"
+    except OSError:
+        site_stamp = f"{site}:-"
+    for part in (sys.executable, sys.prefix, __version__, os.environ.get("LEVERED_LOAD_PLUGINS", ""), site_stamp):
         digest.update(part.encode() + b"\0")
     for entry in sys.path:
         # The set of metadata files names what is installed; their mtimes say it changed.

@@ -17,8 +17,10 @@ and ``levered_hello/__init__.py`` holds the (import-cheap) declaration::
     from levered_core.plugin_api import CommandGroup
     GROUP = CommandGroup("hello", "Say hello to the Levered API", api_version=1)
 
-Command modules subclass :class:`Command`, :class:`Lister` or :class:`ShowOne` from here.
-Those three are cliff classes, imported on first use so that declaring a group costs nothing.
+Command modules subclass :class:`Command`, :class:`Lister` or :class:`ShowOne` from here, and
+organizations extend existing commands with cliff's :class:`CommandHook` registered under
+:func:`hook_namespace`. These are cliff classes, imported on first use so that declaring a
+group costs nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from cliff.hooks import CommandHook
+
     from levered_core.command import Command, Lister, ShowOne
     from levered_core.output import Result
 
@@ -50,6 +54,7 @@ __all__ = [
     "SUPPORTED_API_VERSIONS",
     "Command",
     "CommandGroup",
+    "CommandHook",
     "Lister",
     "Result",
     "ShowOne",
@@ -87,6 +92,7 @@ _LAZY = {
     "Lister": "levered_core.command",
     "ShowOne": "levered_core.command",
     "Result": "levered_core.output",
+    "CommandHook": "cliff.hooks",
 }
 
 

@@ -9,6 +9,7 @@ A plugin that fails costs one warning line, never the CLI.
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import inspect
 import json
@@ -18,21 +19,33 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import stevedore
+from stevedore import _cache as stevedore_cache
 
 from levered_core import __version__
-from levered_core.plugin_api import COMMANDS_NAMESPACE, GROUPS_NAMESPACE, SUPPORTED_API_VERSIONS, CommandGroup
+from levered_core.plugin_api import (
+    COMMANDS_NAMESPACE,
+    GROUPS_NAMESPACE,
+    HOOKS_NAMESPACE_PREFIX,
+    SUPPORTED_API_VERSIONS,
+    CommandGroup,
+)
 
 CORE_DISTRIBUTION = "levered"
 
 
-def _provenance() -> dict[tuple[str, str, str], importlib.metadata.Distribution]:
-    """Map (namespace, entry point name, value) to the distribution that declares it."""
+def _provenance() -> tuple[dict[tuple[str, str, str], importlib.metadata.Distribution], list[dict[str, Any]]]:
+    """Map (namespace, entry point name, value) to its distribution; list the command hooks."""
     owners: dict[tuple[str, str, str], importlib.metadata.Distribution] = {}
+    hooks = []
     for dist in importlib.metadata.distributions():
         for ep in dist.entry_points:
             if ep.group in (GROUPS_NAMESPACE, COMMANDS_NAMESPACE):
                 owners.setdefault((ep.group, ep.name, ep.value), dist)
-    return owners
+            elif ep.group.startswith(HOOKS_NAMESPACE_PREFIX):
+                command = ep.group[len(HOOKS_NAMESPACE_PREFIX):].replace("_", " ")
+                hooks.append({"command": command, "name": ep.name, "target": ep.value,
+                              "distribution": dist.metadata["Name"]})
+    return owners, sorted(hooks, key=lambda h: (h["command"], h["name"]))
 
 
 def _origin(dist: importlib.metadata.Distribution | None) -> tuple[str | None, bool]:
@@ -49,12 +62,37 @@ def _origin(dist: importlib.metadata.Distribution | None) -> tuple[str | None, b
     return str(dist.locate_file("")), False
 
 
-def _allowed(names: set[str]) -> bool:
-    wanted = os.environ.get("LEVERED_LOAD_PLUGINS")
-    if not wanted:
-        return True
-    allow = {item.strip() for item in wanted.split(",") if item.strip()}
-    return bool(names & allow) or CORE_DISTRIBUTION in names
+class _Policy:
+    """Which plugins may load and who wins a clash: the site config, then ``LEVERED_LOAD_PLUGINS``.
+
+    Site config (``/etc/levered/config.json`` or ``LEVERED_SITE_CONFIG``), key ``plugins``:
+    ``{"allow": [...], "deny": [...], "override": {"<command>": "<distribution>"}}``; entries
+    of ``allow`` and ``deny`` are group or distribution names. Users can narrow loading
+    further with ``LEVERED_LOAD_PLUGINS`` but cannot lift a site restriction.
+    """
+
+    def __init__(self) -> None:
+        from levered_core import config
+
+        self.site_path = config.site_config_path()
+        site = config.read_site_plugins()
+        self.allow = set(site.get("allow") or []) or None
+        self.deny = set(site.get("deny") or [])
+        self.override: dict[str, str] = dict(site.get("override") or {})
+        wanted = os.environ.get("LEVERED_LOAD_PLUGINS")
+        self.user_allow = {item.strip() for item in wanted.split(",") if item.strip()} if wanted else None
+
+    def refusal(self, names: set[str]) -> str | None:
+        """Why a plugin known by ``names`` may not load, or None if it may."""
+        if CORE_DISTRIBUTION in names:
+            return None
+        if names & self.deny:
+            return f"denied by the site config {self.site_path}"
+        if self.allow is not None and not names & self.allow:
+            return f"not in the allow-list of the site config {self.site_path}"
+        if self.user_allow is not None and not names & self.user_allow:
+            return "not in LEVERED_LOAD_PLUGINS"
+        return None
 
 
 def _failure(exc: BaseException) -> tuple[str, str]:
@@ -66,11 +104,12 @@ class _Discovery:
     """One discovery run: groups first, then the commands of the groups that loaded."""
 
     def __init__(self) -> None:
-        self.owners = _provenance()
+        self.owners, self.hooks = _provenance()
         self.groups: dict[str, dict[str, Any]] = {}
         self.plugins: list[dict[str, Any]] = []
         self.commands: dict[str, dict[str, Any]] = {}
         self.problems: list[dict[str, Any]] = []
+        self.policy = _Policy()
 
     def _dist(self, namespace: str, ep: importlib.metadata.EntryPoint) -> importlib.metadata.Distribution | None:
         return self.owners.get((namespace, ep.name, ep.value))
@@ -107,9 +146,9 @@ class _Discovery:
             dist = self._dist(GROUPS_NAMESPACE, ep)
             record = self._plugin_record(ep, dist)
             self.plugins.append(record)
-            if not _allowed({ep.name, record["distribution"] or ""}):
-                record["status"] = "disabled"
-                record["error"] = "not in LEVERED_LOAD_PLUGINS"
+            refusal = self.policy.refusal({ep.name, record["distribution"] or ""})
+            if refusal:
+                record["status"], record["error"] = "disabled", refusal
             elif ep.value in failures:
                 message, trace = _failure(failures[ep.value])
                 self._fail(record, "failed", f"failed to load: {message}", trace)
@@ -167,7 +206,7 @@ class _Discovery:
             return
         existing = self.commands.get(name)
         if existing is not None:
-            owner_dist = self.groups.get(name.split()[0], {}).get("distribution")
+            owner_dist = self.policy.override.get(name) or self.groups.get(name.split()[0], {}).get("distribution")
             keep, drop = (existing, plugin) if existing["distribution"] == owner_dist or \
                 plugin["distribution"] != owner_dist else (plugin, existing)
             self.problems.append({"message": f"command '{name}' of {drop['distribution']} clashes with "
@@ -195,12 +234,19 @@ class _Discovery:
                        for name, g in sorted(self.groups.items())},
             "commands": dict(sorted(self.commands.items())),
             "plugins": self.plugins,
+            "hooks": self.hooks,
             "problems": self.problems,
         }
 
 
 def discover() -> dict[str, Any]:
     """Load every installed command group and command; return the manifest data."""
+    # Within one process the installed set can change (``plugins install``): drop stale caches.
+    importlib.invalidate_caches()
+    stevedore.ExtensionManager.ENTRY_POINT_CACHE.clear()
+    internal = getattr(getattr(stevedore_cache, "_c", None), "_internal", None)  # stevedore's per-process memo
+    if isinstance(internal, dict):
+        internal.clear()
     discovery = _Discovery()
     discovery.load_groups()
     discovery.load_commands()

@@ -131,6 +131,11 @@ def walkthrough(s: Session, data_dir: str) -> None:
     s.heading("Plugins")
     s.section("plugins list")
     s.run("plugins", "list", "-c", "group", "-c", "distribution", "-c", "status", "-c", "commands")
+    s.section("plugins install", "Runs pip in the CLI's own environment and reports the groups it added, e.g. "
+                                 "`levered plugins install ./examples/levered-hello` (not run here: it changes the "
+                                 "environment).")
+    s.section("plugins uninstall", "Only levered plugins; the core itself is refused:")
+    s.run("plugins", "uninstall", "levered")
     s.section("server stop")
     s.run("server", "stop", "--data-dir", data_dir)
 

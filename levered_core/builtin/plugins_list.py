@@ -22,6 +22,8 @@ class ListPlugins(Lister):
              len(p["commands"]), p["location"] + (" (editable)" if p["editable"] else "") if p["location"] else "")
             for p in plugins
         ]
+        rows += [("(hook)", h["distribution"], "", f"on '{h['command']}'", h["name"], h["target"])
+                 for h in data.get("hooks", [])]
         document = {"core_version": data["core_version"], "plugin_api_version": plugin_api.PLUGIN_API_VERSION,
-                    "plugins": plugins}
+                    "plugins": plugins, "hooks": data.get("hooks", [])}
         return Result(columns, rows, document)

@@ -43,6 +43,10 @@ def test_start_status_stop_in_the_background(tmp_path):
         assert status == 200 and me["organization"]["name"] == "Default"
         status, err = _get(f"{state['url']}/api/v2/me")
         assert status == 401 and err["error"]["code"] == "unauthorized"
+        deadline = time.monotonic() + 5  # the request line is logged after the response
+        while err["meta"]["request_id"] not in (tmp_path / control.LOG_FILE).read_text() \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
         log = (tmp_path / control.LOG_FILE).read_text()
         assert "first start" in log and err["meta"]["request_id"] in log
     finally:
