@@ -25,14 +25,8 @@ def json_flag(flag: str, raw: str, expect: type[list[Any]] | type[dict[str, Any]
     :param expect: ``list`` or ``dict``: the required top-level type.
     :raises UsageError: unreadable file, invalid JSON (with line and column), wrong type.
     """
-    text, source = raw, ""
-    if raw.startswith("@"):
-        path = pathlib.Path(raw[1:]).expanduser()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"{flag}: cannot read {path}: {exc.strerror}") from None
-        source = f" in {path}"
+    text = _read_at_file(flag, raw)
+    source = f" in {pathlib.Path(raw[1:]).expanduser()}" if raw.startswith("@") else ""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -41,6 +35,17 @@ def json_flag(flag: str, raw: str, expect: type[list[Any]] | type[dict[str, Any]
         wanted = "array" if expect is list else "object"
         raise UsageError(f"{flag} must be a JSON {wanted}, got {_json_type(value)}")
     return value
+
+
+def _read_at_file(flag: str, raw: str) -> str:
+    """Return ``raw``, or the content of the file it names as ``@path``."""
+    if not raw.startswith("@"):
+        return raw
+    path = pathlib.Path(raw[1:]).expanduser()
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{flag}: cannot read {path}: {exc.strerror}") from None
 
 
 def _json_type(value: Any) -> str:
@@ -120,16 +125,7 @@ def text_flag(flag: str, raw: str) -> str:
     """
     import sys
 
-    if raw == "-":
-        text = sys.stdin.read()
-    elif raw.startswith("@"):
-        path = pathlib.Path(raw[1:]).expanduser()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"{flag}: cannot read {path}: {exc.strerror}") from None
-    else:
-        text = raw
+    text = sys.stdin.read() if raw == "-" else _read_at_file(flag, raw)
     if not text.strip():
         raise UsageError(f"{flag} is empty")
     return text
