@@ -22,7 +22,7 @@ def _value(rng: random.Random, depth: int = 0):
         return [_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
     if depth < 3 and roll < 0.4:
         return {rng.choice(KEYS): _value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
-    return rng.choice(ATOMS)
+    return json.loads(json.dumps(rng.choice(ATOMS)))  # a fresh copy: bodies get mutated
 
 
 KEYS = ["name", "sql", "column_mapping", "anonymous_id", "timestamp", "value", "reward_type",

@@ -1,0 +1,70 @@
+"""Text views against the contract's own examples (API.md 6.6 and 8.4)."""
+
+from __future__ import annotations
+
+import re
+
+from levered_core import views
+
+VARIANTS = [
+    (1, "Ship faster", "Get started", 720, 0.100, 0.081, 0.121, 0.01, 0.009),
+    (2, "Ship faster", "Try it free", 410, 0.104, 0.079, 0.131, 0.05, 0.045),
+    (3, "Build better", "Get started", 1650, 0.118, 0.103, 0.134, 0.62, 0.558),
+    (4, "Build better", "Try it free", 1010, 0.112, 0.094, 0.131, 0.30, 0.27),
+    (5, "Scale up", "Get started", 310, 0.097, 0.068, 0.129, 0.02, 0.018),
+]
+
+
+def variants():
+    return [{"number": n, "variant": {"headline": h, "cta_text": c}, "exposures": e, "rate": m,
+             "expected_reward_mean": m, "expected_reward_lo": lo, "expected_reward_hi": hi, "prob_best": p, "weight": w}
+            for n, h, c, e, m, lo, hi, p, w in VARIANTS]
+
+
+RESULTS = {
+    "optimization_id": "699ede80-c94b-4f98-9c79-dd3e07748703", "status": "live", "model_version": 12,
+    "trained_at": None, "variants": variants(),
+    "stats": {"estimated_improvement_percent": 14.8, "estimated_improvement_interval": [3.1, 27.4],
+              "best_vs_baseline_percent": 18.0, "best_vs_baseline_interval": [4.2, 32.9]},
+    "primary_metric_vs_holdout": {"lift_percent": 21.77, "lift_ci": [-22.04, 65.58], "p_value": 0.3301,
+                                  "optimization_exposures": 2710, "holdout_exposures": 290},
+    "srm": {"p_value": 0.5428, "ok": True, "observed": {"holdout": 290, "optimized": 2710}},
+    "factor_importance": [{"factor": "headline", "mean": 0.0172, "q1": 0.0128, "q3": 0.0214, "kind": "design"},
+                          {"factor": "cta_text", "mean": 0.0046, "q1": 0.0019, "q3": 0.0070, "kind": "design"}],
+}
+
+
+def test_results_show_measured_and_estimated_lift_with_intervals():
+    text = views.results(RESULTS)
+    assert "Measured     +21.8% [-22.0%, +65.6%], p = 0.330 vs holdout (2710 vs 290 users)" in text
+    assert "Lift (now)   +14.8% [+3.1%, +27.4%]" in text
+    assert "Lift (best)  +18.0% [+4.2%, +32.9%]" in text
+    assert "Leader       #3 headline=Build better, cta_text=Get started (inconclusive so far)" in text
+    assert "sample ratio mismatch" not in text
+
+
+def test_results_rank_factor_importance_with_bars():
+    text = views.results(RESULTS)
+    lines = text.split("Factor importance\n")[1].splitlines()
+    assert lines[1].split()[0] == "headline" and lines[2].split()[0] == "cta_text"
+    assert lines[1].count("█") > lines[2].count("█")
+
+
+def test_variant_rows_align_and_carry_p_best_and_weight():
+    table = views.results(RESULTS).split("Variants\n")[1].split("\n\n")[0].splitlines()
+    assert re.match(r"^\s+#\s+VARIANT\s+EXPOSURES\s+RATE\s+EXPECTED\s+95% INTERVAL\s+P\(BEST\)\s+WEIGHT$", table[0])
+    row3 = next(line for line in table if line.strip().startswith("3 "))
+    assert "62.0%" in row3 and "55.8%" in row3 and "[0.103, 0.134]" in row3 and "1650" in row3
+
+
+def test_a_sample_ratio_mismatch_is_a_warning():
+    broken = {**RESULTS, "srm": {"p_value": 0.00001, "ok": False, "observed": {"holdout": 100, "optimized": 2900}}}
+    assert "WARNING: sample ratio mismatch" in views.results(broken)
+
+
+def test_untrained_results_say_so():
+    untrained = {**RESULTS, "model_version": 0, "stats": None, "primary_metric_vs_holdout": None,
+                 "factor_importance": [], "srm": None}
+    text = views.results(untrained)
+    assert "Measured     not available yet" in text and "Lift (now)   -" in text and "(none yet)" in text
+    assert "Leader" not in text
