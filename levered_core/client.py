@@ -142,7 +142,7 @@ class LeveredClient:
         except Unauthorized:
             if not (authenticated and self._refresher):
                 raise
-            self.token, self._refresher = self._refresher(self.token), None
+            self.token = self._refresher(self.token)  # once per request; a long session may refresh again
             return self._send(method, path, params, json_body, authenticated)
 
     def _send(self, method: str, path: str, params: Mapping[str, Any] | None, json_body: Any,

@@ -1,6 +1,7 @@
-"""The ``levered dashboard`` command group.
+"""The ``levered dashboard`` command: a live, read-only terminal view of optimizations.
 
-Its commands arrive with their issues; until then the group is installed and lists none.
+Kept import-cheap: it is loaded to list groups. Textual is imported only when the dashboard
+runs (``levered_dashboard.app``).
 """
 
 from levered_core.plugin_api import CommandGroup

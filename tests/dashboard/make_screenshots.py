@@ -1,0 +1,69 @@
+"""Render the screenshots of docs/dashboard.md: ``python -m tests.dashboard.make_screenshots``.
+
+The app runs headless against a scripted API (``levered_core.testing.StubAPI``) that answers
+with the example bodies of reference/API.md (6.6 results, 8.4 model state), so the pictures
+show a trained model and are the same on every run but for the relative times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import pathlib
+import sys
+
+from levered_dashboard.app import DashboardApp
+
+from levered_core.client import LeveredClient
+from levered_core.testing import StubAPI
+from tests.dashboard.examples import MODEL_ID, OPT_ID, bodies
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SECOND_ID, SECOND_MODEL = "5f0c3a77-0d1e-4b8a-9c55-7f1e2d3c4b5a", "0b6e8d21-7c3f-4e59-a1d2-3e4f5a6b7c8d"
+
+
+def script(api: StubAPI) -> None:
+    """Two optimizations: the API.md example, and a MAB still in burn-in."""
+    optimization, results, state = bodies()
+    pricing = {**copy.deepcopy(optimization), "id": SECOND_ID, "model_id": SECOND_MODEL, "name": "Pricing page CTA",
+               "model_type": "mab", "model_status": "untrained", "variants_count": 3, "summary": None}
+    levels = ["Start free trial", "Get started", "See plans"]
+    variants = [{"number": i + 1, "variant": {"cta_text": level}, "variant_key": f'{{"cta_text":"{level}"}}',
+                 "exposures": 0, "expected_reward_mean": None, "expected_reward_lo": None, "expected_reward_hi": None,
+                 "prob_best": 1 / 3, "weight": 0.3, "allocation": 1 / 3} for i, level in enumerate(levels)]
+    pricing_state = {**copy.deepcopy(state), "model_id": SECOND_MODEL, "optimization_id": SECOND_ID, "status": "untrained",
+                     "model_type": "mab", "version": 0, "trained_at": None, "observations": 0, "variants": variants,
+                     "factor_importance": [], "last_run": {**state["last_run"], "outcome": "skipped", "observations": 42}}
+    pricing_results = {**copy.deepcopy(results), "optimization_id": SECOND_ID, "model_id": SECOND_MODEL,
+                       "model_version": 0, "trained_at": None, "stats": None, "factor_importance": [],
+                       "interaction_importance": None, "time_series": [], "srm": None, "primary_metric_vs_holdout": None,
+                       "variants": [{**v, "exposures": 14, "conversions": 1, "rate": 1 / 14} for v in variants]}
+    api.add("GET", "/api/v2/optimizations", 200, {"optimizations": [optimization, pricing]})
+    api.add("GET", f"/api/v2/optimizations/{OPT_ID}/results", 200, results)
+    api.add("GET", f"/api/v2/models/{MODEL_ID}/state", 200, state)
+    api.add("GET", f"/api/v2/optimizations/{SECOND_ID}/results", 200, pricing_results)
+    api.add("GET", f"/api/v2/models/{SECOND_MODEL}/state", 200, pricing_state)
+
+
+async def shoot(url: str, out: pathlib.Path, size: tuple[int, int], open_id: str | None, name: str) -> None:
+    app = DashboardApp(LeveredClient(url, "lvk_docs"), 10, open_id)
+    async with app.run_test(size=size) as pilot:
+        while not app.rounds:
+            await pilot.pause(0.05)
+        await pilot.pause(0.2)
+        app.save_screenshot(f"{name}.svg", path=str(out))
+
+
+def main(out: pathlib.Path = ROOT / "docs" / "img") -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with StubAPI() as api:
+        script(api)
+        for name, size, open_id in (("dashboard-list", (100, 24), None), ("dashboard-detail", (100, 50), OPT_ID),
+                                    ("dashboard-detail-80x24", (80, 24), OPT_ID),
+                                    ("dashboard-detail-wide", (180, 40), OPT_ID)):
+            asyncio.run(shoot(api.url, out, size, open_id, name))
+            print(out / f"{name}.svg")
+
+
+if __name__ == "__main__":
+    main(*(pathlib.Path(a) for a in sys.argv[1:]))
