@@ -49,8 +49,15 @@ def test_group_help_lists_its_commands(cli):
         assert re.search(r"^  set ", run.stdout, re.M) and re.search(r"^  list ", run.stdout, re.M)
 
 
-def test_group_without_commands_says_so(cli):
-    run = cli("dashboard", "--help")
+EMPTY_GROUP = {"levered_empty/__init__.py": """
+    from levered_core.plugin_api import CommandGroup
+    GROUP = CommandGroup("empty", "A group whose commands are not written yet", api_version=1)
+"""}
+
+
+def test_group_without_commands_says_so(cli, install_plugin):
+    install_plugin("levered-empty", "[levered.groups.v1]\nempty = levered_empty:GROUP\n", EMPTY_GROUP)
+    run = cli("empty", "--help")
     assert run.exit_code == 0
     assert "no commands installed" in run.stdout
 
@@ -85,11 +92,12 @@ def test_unknown_command_is_a_usage_error_with_a_suggestion(cli):
     assert "Traceback" not in run.stderr
 
 
-def test_unknown_command_of_a_group_names_the_group_commands(cli):
+def test_unknown_command_of_a_group_names_the_group_commands(cli, install_plugin):
     run = cli("config", "frobnicate")
     assert run.exit_code == 2
     assert "its commands: get, list, set" in run.stderr
-    run = cli("dashboard", "show")
+    install_plugin("levered-empty", "[levered.groups.v1]\nempty = levered_empty:GROUP\n", EMPTY_GROUP)
+    run = cli("empty", "show")
     assert run.exit_code == 2
     assert "has no commands installed yet" in run.stderr
 

@@ -51,7 +51,7 @@ def test_plugins_list_shows_each_group_its_distribution_and_status(cli):
     assert isinstance(groups["config"]["editable"], bool)
     assert groups["config"]["location"].endswith(("levered-config", "site-packages"))
     assert groups["plugins"]["distribution"] == "levered"
-    assert groups["dashboard"]["commands"] == []
+    assert groups["dashboard"]["commands"] == ["dashboard"]
     assert "optimizations create" in groups["optimizations"]["commands"]
     assert run.json["plugin_api_version"] == 1
     table = cli("plugins", "list")
