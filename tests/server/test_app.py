@@ -100,7 +100,6 @@ def test_internal_error_has_no_traceback_or_sql(org, monkeypatch, caplog):
 
 
 def test_request_id_appears_in_the_log(server, org, caplog):
-    server.runtime.settings  # noqa: B018 - the access log is on by default in Settings
     with caplog.at_level(logging.INFO, logger="levered_server.request"):
         resp = org.get("/api/v2/me")
     rid = resp.headers["x-request-id"]
@@ -132,3 +131,65 @@ def test_rate_limit_api_bucket(tmp_path, backend):
             assert int(statuses[3].headers["retry-after"]) >= 1
             # /healthz is never limited
             assert srv.client.get("/healthz").status_code == 200
+
+
+def test_serve_bucket_and_trusted_proxies(tmp_path):
+    from tests.server.factories import make_optimization
+
+    settings = make_settings(tmp_path, None, serve_rate_limit_per_minute=2,
+                             rate_limit_per_minute=50, trusted_proxies=("testclient",
+                                                                        "127.0.0.0/8"))
+    with running(settings, "sqlite") as srv:
+        org = new_org(srv)
+        opt = make_optimization(org)
+        url = f"/api/v2/optimizations/{opt['id']}/serve"
+        assert [srv.client.post(url).status_code for _ in range(3)] == [200, 200, 429]
+        # the api bucket is separate
+        assert org.get("/api/v2/me").status_code == 200
+        # CORS preflight is never limited
+        assert srv.client.options(url).status_code == 204
+        # the TestClient peer ("testclient") is not an IP, so X-Forwarded-For is not trusted
+        assert srv.client.post(url, headers={"X-Forwarded-For": "203.0.113.9"}).status_code \
+            == 429
+
+
+def test_client_ip_from_trusted_proxies():
+    from levered_server.ratelimit import client_ip
+
+    trusted = ("10.0.0.0/8",)
+    assert client_ip("10.0.0.5", "203.0.113.9, 10.0.0.7", trusted) == "203.0.113.9"
+    assert client_ip("198.51.100.1", "203.0.113.9", trusted) == "198.51.100.1"
+    assert client_ip("10.0.0.5", None, trusted) == "10.0.0.5"
+    assert client_ip("10.0.0.5", "203.0.113.9", ()) == "10.0.0.5"
+
+
+def test_cors_origins_for_authenticated_endpoints(tmp_path):
+    settings = make_settings(tmp_path, None, cors_origins=("https://app.example",))
+    with running(settings, "sqlite") as srv:
+        org = new_org(srv)
+        ok = org.get("/api/v2/me", headers={"Origin": "https://app.example"})
+        assert ok.headers["access-control-allow-origin"] == "https://app.example"
+        other = org.get("/api/v2/me", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_no_cors_headers_by_default(org):
+    resp = org.get("/api/v2/me", headers={"Origin": "https://app.example"})
+    assert "access-control-allow-origin" not in resp.headers
+
+
+def test_nul_characters_are_refused_everywhere(org, server):
+    # PostgreSQL cannot store NUL in text: refused on every backend alike (found by
+    # the schemathesis run).
+    err = assert_error(org.post("/api/v2/api-keys", json={"name": "a\x00b"}), 422,
+                       "validation_error")
+    assert err["details"]["fields"] == [{"field": "name", "code": "format",
+                                         "message": "must not contain NUL characters"}]
+    resp = server.client.post("/api/v2/optimizations/best-variant",
+                              json={"optimization_id": "x", "context": {"k\x00": 1}})
+    assert field_codes_of(resp) == {"context.k\x00": "format"}
+
+
+def field_codes_of(resp):
+    err = assert_error(resp, 422, "validation_error")
+    return {f["field"]: f["code"] for f in err["details"]["fields"]}

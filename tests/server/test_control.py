@@ -38,6 +38,7 @@ def test_start_status_stop_in_the_background(tmp_path):
     try:
         assert state["running"] is True and state["url"] == f"http://127.0.0.1:{settings.port}"
         assert state["version"] == "0.1.0" and state["database"].startswith("sqlite:///")
+        assert state["warehouse"].startswith("duckdb (embedded")
         key = create_api_key(data_dir=tmp_path)  # while the server runs
         status, me = _get(f"{state['url']}/api/v2/me", key["secret"])
         assert status == 200 and me["organization"]["name"] == "Default"

@@ -167,3 +167,38 @@ def test_ingestion_needs_a_key(server):
     assert_error(server.client.post("/api/v2/ingest/rewards", json={"events": []}), 401,
                  "unauthorized")
     assert new_org  # the org fixtures build keys the way `api-key create` does
+
+
+def test_concurrent_serves_flushes_and_reads(org, server):
+    import concurrent.futures
+
+    opt = make_optimization(org, holdout_percentage=0)
+    url = f"/api/v2/optimizations/{opt['id']}/serve"
+
+    def serve(i):
+        return server.client.post(url, json={"anonymous_id": f"c{i}"}).status_code
+
+    def read(_):
+        a = org.post("/api/v2/warehouse/query", json={"sql": "SELECT count(*) AS n FROM "
+                                                              "exposures"}).status_code
+        b = org.get(f"/api/v2/optimizations/{opt['id']}/observations").status_code
+        return max(a, b)
+
+    def flush(_):
+        server.runtime.exposures.flush()
+        return 200
+
+    jobs = [serve] * 120 + [read] * 20 + [flush] * 20
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(lambda ij: ij[1](ij[0]), enumerate(jobs)))
+    assert set(codes) == {200}
+    assert _total(org, opt) == 120
+
+
+def test_nul_characters_reject_only_their_event(org):
+    opt = make_optimization(org)
+    body = org.post("/api/v2/ingest/exposures", json={"events": [
+        exposure(opt, anon="ok"), exposure(opt, anon="bad\x00id")]}).json()
+    assert body["accepted"] == 1
+    assert body["rejected"] == [{"index": 1, "code": "invalid_field",
+                                 "message": "anonymous_id must not contain NUL characters"}]

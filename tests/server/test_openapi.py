@@ -47,3 +47,79 @@ def test_operations_have_ids_and_typed_responses(server):
     schemas = doc["components"]["schemas"]
     assert schemas["OptimizationCreate"]["additionalProperties"] is False
     assert "ServeOut" in schemas and "IngestResult" in schemas
+
+
+def _examples() -> list[tuple[str, str, dict]]:
+    """(method, path, example body) of every success example in API.md sections 5–12."""
+    import json
+
+    text = API_MD.read_text()
+    text = text[text.index("## 5. Identity"):text.index("## 13. CLI")]
+    heads = list(re.finditer(r"^### [\d.]+ `(GET|POST|PATCH|DELETE) (/\S+)`", text, re.M))
+    out = []
+    for i, head in enumerate(heads):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
+        for block in re.findall(r"```json\n(.*?)```", text[head.end():end], re.S):
+            try:
+                body = json.loads(block)
+            except ValueError:
+                continue
+            if isinstance(body, dict) and "meta" in body and "error" not in body:
+                out.append((head.group(1), re.sub(r":(\w+)", r"{\1}", head.group(2)), body))
+                break
+    return out
+
+
+def _resolve(doc: dict, schema: dict) -> dict:
+    while "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            objects = [_resolve(doc, s) for s in schema[key] if s.get("type") != "null"]
+            return objects[0] if objects else schema
+    return schema
+
+
+def _diff(doc: dict, schema: dict, example: object, where: str, out: list[str]) -> None:
+    schema = _resolve(doc, schema)
+    if isinstance(example, dict) and "properties" in schema:
+        props = schema["properties"]
+        if set(example) != set(props):
+            out.append(f"{where}: example {sorted(set(example) - set(props))} "
+                       f"schema {sorted(set(props) - set(example))}")
+        for key, value in example.items():
+            if key in props:
+                _diff(doc, props[key], value, f"{where}.{key}", out)
+    elif isinstance(example, list) and example and schema.get("type") == "array":
+        _diff(doc, schema.get("items", {}), example[0], f"{where}[0]", out)
+
+
+@pytest.mark.skipif(not API_MD.exists(), reason="shared/reference/API.md not beside the repo")
+def test_response_schemas_match_the_contract_examples(server):
+    doc = server.client.get("/openapi.json").json()
+    templated = {re.sub(r"\{[^}]+\}", "{}", p): ops for p, ops in doc["paths"].items()}
+    examples = _examples()
+    assert len(examples) >= 20
+    problems: list[str] = []
+    for method, path, body in examples:
+        op = templated[re.sub(r"\{[^}]+\}", "{}", path)][method.lower()]
+        code = next(c for c in op["responses"] if c.startswith("2"))
+        schema = op["responses"][code]["content"]["application/json"]["schema"]
+        _diff(doc, schema, body, f"{method} {path}", problems)
+    assert problems == []
+
+
+def test_the_example_check_catches_a_difference(server):
+    import copy
+
+    doc = server.client.get("/openapi.json").json()
+    method, path, body = next(e for e in _examples() if e[1] == "/api/v2/optimizations"
+                              and e[0] == "GET")
+    body = copy.deepcopy(body)
+    body["optimizations"][0]["summary"]["bogus"] = 1
+    del body["optimizations"][0]["winner"]
+    problems: list[str] = []
+    schema = doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+    _diff(doc, schema["schema"], body, "x", problems)
+    assert problems == ["x.optimizations[0]: example [] schema ['winner']",
+                        "x.optimizations[0].summary: example ['bogus'] schema []"]

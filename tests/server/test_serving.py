@@ -51,6 +51,14 @@ def test_serve_shape_public_and_cors(server, org):
     assert pre.status_code == 204 and pre.headers["access-control-max-age"] == "600"
 
 
+def test_public_endpoints_ignore_any_credential(server, org):
+    opt = make_optimization(org)
+    for headers in ({"Authorization": "Bearer lvk_not-a-key"}, {"X-API-Key": "junk"}):
+        resp = server.client.post(f"/api/v2/optimizations/{opt['id']}/serve",
+                                  json={"anonymous_id": "pub"}, headers=headers)
+        assert resp.status_code == 200 and resp.json()["meta"]["organization_id"] is None
+
+
 def test_holdout_users_get_the_baseline(server, org):
     opt = make_optimization(org)
     body = _serve(server, opt["id"], anonymous_id=_user(opt, True)).json()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from tests.server.conftest import PG_URL, assert_error, field_codes, make_settings, new_org, running
@@ -179,18 +181,18 @@ def test_unreachable_postgres_is_502_and_nothing_saved(org):
 def test_bring_your_own_postgres(org, server):
     from tests.server.conftest import pg_exec
 
-    pg_exec("CREATE SCHEMA IF NOT EXISTS byo_wh")
-    pg_exec("CREATE TABLE IF NOT EXISTS byo_wh.signups (anonymous_id text, ts timestamp)")
-    pg_exec("TRUNCATE byo_wh.signups")
-    pg_exec("INSERT INTO byo_wh.signups VALUES ('u1', '2026-11-20 10:00'), ('u2', now())")
-    body = {"provider": "postgres", "dataset_id": "byo_wh", "credentials": {
+    schema = "byo_" + uuid.uuid4().hex[:10]
+    pg_exec(f"CREATE SCHEMA {schema}")
+    pg_exec(f"CREATE TABLE {schema}.signups (anonymous_id text, ts timestamp)")
+    pg_exec(f"INSERT INTO {schema}.signups VALUES ('u1', '2026-11-20 10:00'), ('u2', now())")
+    body = {"provider": "postgres", "dataset_id": schema, "credentials": {
         "host": "127.0.0.1", "port": 5432, "database": "test", "username": "postgres",
         "password": "s3cret-not-used", "sslmode": "disable"}}
     resp = org.post("/api/v2/warehouse/connections", json=body)
     assert resp.status_code == 200, resp.text
     conn = resp.json()
     assert conn["provider"] == "postgres" and conn["managed"] is False
-    assert conn["exposures_table"] == "byo_wh.levered_exposures" and "credentials" not in conn
+    assert conn["exposures_table"] == f"{schema}.levered_exposures" and "credentials" not in conn
     from sqlalchemy import select
 
     from levered_server.store.models import WarehouseConnection
@@ -210,7 +212,7 @@ def test_bring_your_own_postgres(org, server):
     assert org.post("/api/v2/warehouse/query", json={
         "sql": "SELECT count(*) AS n FROM signups"}).json()["rows"] == [{"n": 2}]
     metric = org.post("/api/v2/warehouse/metrics", json={
-        "name": "pg", "sql": "SELECT anonymous_id, ts FROM byo_wh.signups WHERE ts >= @start_date"
+        "name": "pg", "sql": f"SELECT anonymous_id, ts FROM {schema}.signups WHERE ts >= @start_date"
                              " AND anonymous_id LIKE 'u%'",
         "column_mapping": {"anonymous_id": "anonymous_id", "timestamp": "ts"}})
     assert metric.status_code == 201, metric.text
@@ -221,8 +223,84 @@ def test_bring_your_own_postgres(org, server):
         {"anonymous_id": "a", "name": "x"}]}), 409, "managed_warehouse_required")
     back = org.post("/api/v2/warehouse/connections", json={"provider": "duckdb"})
     assert back.status_code == 200 and back.json()["managed"] is True
+    pg_exec(f"DROP SCHEMA {schema} CASCADE")
 
 
 def test_each_org_has_its_own_database(seeded, other_org):
     assert _rows(other_org) == [{"n": 0}]
     assert _rows(seeded) == [{"n": 7}]
+
+
+def test_drivers_are_found_through_stevedore():
+    from levered_server.warehouse.duckdb_driver import DuckDBDriver
+    from levered_server.warehouse.manager import driver_classes
+    from levered_server.warehouse.postgres_driver import PostgresDriver
+
+    classes = driver_classes()
+    assert classes["duckdb"] is DuckDBDriver and classes["postgres"] is PostgresDriver
+
+
+def test_without_the_embedded_warehouse(tmp_path):
+    settings = make_settings(tmp_path, None, embedded_warehouse=False)
+    with running(settings, "sqlite") as srv:
+        org = new_org(srv)
+        assert org.get("/api/v2/warehouse/connections").json()["connection"] is None
+        status = org.get("/api/v2/warehouse/status").json()
+        assert status["connected"] is False and status["checked_at"].endswith("Z")
+        assert all(status[k] is None for k in ("provider", "managed", "connection_id",
+                                               "dataset_id", "latency_ms"))
+        for method, path, body in [
+                ("GET", "/api/v2/warehouse/tables", None),
+                ("POST", "/api/v2/warehouse/query", {"sql": "SELECT 1"}),
+                ("POST", "/api/v2/warehouse/connections/test", None),
+                ("POST", "/api/v2/warehouse/metrics", {
+                    "name": "m", "sql": "SELECT 1 AS a, now() AS t",
+                    "column_mapping": {"anonymous_id": "a", "timestamp": "t"}}),
+                ("POST", "/api/v2/ingest/rewards", {"events": [{"anonymous_id": "a",
+                                                                "name": "x"}]})]:
+            kw = {"json": body} if body is not None else {}
+            assert_error(org.request(method, path, **kw), 409, "warehouse_not_connected")
+        created = org.post("/api/v2/warehouse/connections", json={"provider": "duckdb"})
+        assert created.status_code == 201 and created.json()["managed"] is True
+        assert _rows(org, "SELECT 1 AS one") == [{"one": 1}]
+
+
+def test_managed_writes_and_read_only_reads_interleave(tmp_path):
+    # One DuckDB configuration per file and process: the cached writer is closed for
+    # readers and reopened for writes; concurrent readers must not trip over each other.
+    import datetime as dt
+    import threading
+
+    from levered_server.warehouse.base import ConnectionConfig
+    from levered_server.warehouse.duckdb_driver import DuckDBDriver
+    from levered_server.warehouse.exposure_writer import insert_exposures
+
+    driver = DuckDBDriver(ConnectionConfig("org", "duckdb", None, "managed_dw", None, {}),
+                          options={"warehouse_dir": str(tmp_path)})
+    errors: list[str] = []
+
+    def write(n):
+        for i in range(40):
+            try:
+                with driver.writer() as con:
+                    insert_exposures(con, [{"exposure_id": f"{n}-{i}",
+                                            "timestamp_utc": dt.datetime(2026, 1, 1)}])
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(repr(exc))
+
+    def read(_):
+        for _ in range(40):
+            try:
+                driver.query("SELECT count(*) AS n FROM exposures", limit=1, timeout=5)
+            except Exception as exc:  # noqa: BLE001
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=f, args=(i,)) for i, f in
+               enumerate([write, write, read, read, read])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert driver.query("SELECT count(*) AS n FROM exposures", limit=1,
+                        timeout=5).rows == [{"n": 80}]

@@ -1,0 +1,90 @@
+"""JSON request bodies: content type, size, syntax, object-ness, then the schema."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel
+
+from levered_server.errors import BadRequest, ValidationFailed
+from levered_server.schemas.common import nul_paths, validate
+
+M = TypeVar("M", bound=BaseModel)
+MIB = 1024 * 1024
+
+
+async def read_json(request: Request, *, max_bytes: int = MIB, allow_empty: bool = False,
+                    allow_text_plain: bool = False, reject_nul: bool = True) -> Any:
+    """Read and parse the body as a JSON object (API.md 1.2).
+
+    :raises BadRequest: wrong content type, too large, not JSON, not an object.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise BadRequest(f"Request body is larger than {max_bytes} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise BadRequest(f"Request body is larger than {max_bytes} bytes.")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise BadRequest("Request body is empty; send a JSON object.")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not (ctype == "application/json" or ctype.endswith("+json")
+            or (allow_text_plain and ctype == "text/plain")):
+        raise BadRequest("Content-Type must be application/json.")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("Request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise BadRequest("Request body must be a JSON object.")
+    if reject_nul:
+        paths = nul_paths(data)
+        if paths:
+            # PostgreSQL cannot store NUL in text; refuse it everywhere, on every backend.
+            raise ValidationFailed([{"field": p, "code": "format",
+                                     "message": "must not contain NUL characters"}
+                                    for p in paths])
+    return data
+
+
+def json_body(model: type[M], *, max_bytes: int = MIB, allow_empty: bool = False,
+              allow_text_plain: bool = False) -> Callable[[Request], Awaitable[M]]:
+    """A dependency that yields the body validated into `model` (422 on field errors)."""
+
+    async def dependency(request: Request) -> M:
+        data = await read_json(request, max_bytes=max_bytes, allow_empty=allow_empty,
+                               allow_text_plain=allow_text_plain)
+        result: M = validate(model, data)
+        return result
+
+    return dependency
+
+
+BODY_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def body_doc(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """`openapi_extra` documenting a body read by `json_body` (FastAPI cannot see it)."""
+    BODY_MODELS[model.__name__] = model
+    return {"requestBody": {"required": required, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+
+
+def add_body_schemas(document: dict[str, Any]) -> dict[str, Any]:
+    """Put the schemas of `body_doc` models into an OpenAPI document's components."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name, model in BODY_MODELS.items():
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for sub, sub_schema in schema.pop("$defs", {}).items():
+            schemas.setdefault(sub, sub_schema)
+        schemas[name] = schema
+    return document

@@ -1,0 +1,105 @@
+"""First start (organization, admin, embedded warehouse) and offline API-key creation."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from levered_server.clock import iso_s, new_id, utcnow
+from levered_server.services.identity import create_api_key as _create_key
+from levered_server.services.identity import hash_password
+from levered_server.settings import Settings, settings_from_env
+from levered_server.store import Store, open_store
+from levered_server.store.models import Organization, User, WarehouseConnection
+
+
+def create_organization(*, store: Store, settings: Settings, name: str,
+                        admin_email: str | None = None) -> dict[str, Any]:
+    """Create an organization, its embedded warehouse connection and optionally an admin.
+
+    :returns: `{"id", "name", "admin_email", "admin_password"}` (password only when created).
+    """
+    now = utcnow()
+    org = Organization(id=new_id(), name=name, created_at=now)
+    password = None
+    with store.system_session() as s:
+        s.add(org)
+        s.flush()
+        if admin_email:
+            password = secrets.token_urlsafe(12)
+            s.add(User(id=new_id(), organization_id=org.id, email=admin_email, name="Admin",
+                       password_hash=hash_password(password), created_at=now))
+        if settings.embedded_warehouse:
+            s.add(WarehouseConnection(id=new_id(), organization_id=org.id, provider="duckdb",
+                                      project_id=None, dataset_id="managed_dw",
+                                      exposures_table="managed_dw.exposures",
+                                      created_at=now, updated_at=now))
+    return {"id": org.id, "name": org.name, "admin_email": admin_email,
+            "admin_password": password}
+
+
+def ensure_initialized(*, store: Store, settings: Settings) -> dict[str, Any] | None:
+    """On the very first start, create the default organization and its admin user.
+
+    :returns: what was created (including the one-time admin password), or None.
+    """
+    with store.system_session() as s:
+        if s.scalar(select(func.count()).select_from(Organization)):
+            return None
+    return create_organization(store=store, settings=settings, name=settings.org_name,
+                               admin_email=settings.admin_email)
+
+
+def _find_org(store: Store, name: str | None) -> tuple[str, str] | None:
+    with store.system_session() as s:
+        q = select(Organization).order_by(Organization.created_at, Organization.id)
+        if name is not None:
+            q = q.where(Organization.name == name)
+        org = s.scalars(q).first()
+        return None if org is None else (org.id, org.name)
+
+
+def create_api_key(*, data_dir: str | Path | None = None, database_url: str | None = None,
+                   org_name: str | None = None, name: str | None = None,
+                   create_org: bool = False, settings: Settings | None = None) -> dict[str, Any]:
+    """Create an API key for an organization without a running server.
+
+    Works whether or not the server runs (SQLite WAL / PostgreSQL take the concurrent write).
+    The default organization is the oldest one; a first call initializes the data dir.
+
+    :param data_dir: server data directory (default: `$LEVERED_HOME/server`).
+    :param database_url: PostgreSQL URL when the server uses one.
+    :param org_name: organization by name; None = the default organization.
+    :param name: key name (default `cli`).
+    :param create_org: create `org_name` when it does not exist.
+    :returns: `{"id", "name", "prefix", "secret", "created_at", "organization_id",
+              "organization_name", "organization_created"}`.
+    :raises LookupError: `org_name` does not exist and `create_org` is false.
+    """
+    if settings is None:
+        overrides: dict[str, Any] = {"database_url": database_url}
+        if data_dir is not None:
+            overrides["data_dir"] = Path(data_dir).expanduser()
+        settings = settings_from_env(**overrides)
+    store = open_store(settings.sqlalchemy_url)
+    try:
+        ensure_initialized(store=store, settings=settings)
+        found = _find_org(store, org_name)
+        created = False
+        if found is None:
+            if not create_org or org_name is None:
+                raise LookupError(f"no organization named {org_name!r}")
+            org = create_organization(store=store, settings=settings, name=org_name)
+            found, created = (org["id"], org["name"]), True
+        with store.session(found[0]) as s:
+            key = _create_key(session=s, name=(name or "cli").strip()[:100] or "cli",
+                              user_id=None)
+        return {"id": key["id"], "name": key["name"], "prefix": key["prefix"],
+                "secret": key["secret"], "created_at": key["created_at"] or iso_s(utcnow()),
+                "organization_id": found[0], "organization_name": found[1],
+                "organization_created": created}
+    finally:
+        store.dispose()

@@ -1,0 +1,159 @@
+"""Running the server: in the foreground, in the background, stopping it, its status.
+
+The `levered server start|stop|status` commands wrap `start_background`, `stop` and
+`status`; the state file `<data_dir>/server.json` says where a running server listens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from levered_server import __version__
+from levered_server.settings import Settings
+
+STATE_FILE = "server.json"
+LOG_FILE = "server.log"
+
+
+def state_path(data_dir: Path) -> Path:
+    """Where a running server records its pid, URL and database."""
+    return Path(data_dir) / STATE_FILE
+
+
+def _describe_db(settings: Settings) -> str:
+    url = settings.sqlalchemy_url
+    if "@" in url:  # never show a password
+        scheme, _, rest = url.partition("://")
+        url = f"{scheme}://***@{rest.rpartition('@')[2]}"
+    return url
+
+
+def run(settings: Settings) -> None:
+    """Serve in this process until SIGINT/SIGTERM; keeps the state file while up."""
+    import uvicorn
+
+    from levered_server.app import create_app
+
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    app = create_app(settings)
+    path = state_path(settings.data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    state = {"pid": os.getpid(), "host": settings.host, "port": settings.port,
+             "url": f"http://{_url_host(settings.host)}:{settings.port}",
+             "version": __version__, "database": _describe_db(settings),
+             "warehouse": (f"duckdb (embedded, {settings.warehouse_dir})"
+                           if settings.embedded_warehouse else "none by default"),
+             "data_dir": str(settings.data_dir), "started_at": time.time()}
+    path.write_text(json.dumps(state, indent=2))
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                    access_log=False, server_header=False)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if json.loads(path.read_text()).get("pid") == os.getpid():
+                path.unlink()
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _healthy(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=timeout) as resp:
+            body: dict[str, Any] = json.loads(resp.read())
+            return body
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def status(data_dir: Path) -> dict[str, Any]:
+    """Whether a server of this data dir is up: `{"running", "url", "pid", "version", ...}`."""
+    path = state_path(data_dir)
+    try:
+        state = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {"running": False, "url": None, "pid": None, "version": None,
+                "database": None, "warehouse": None, "data_dir": str(data_dir)}
+    health = _healthy(state["url"]) if _alive(int(state["pid"])) else None
+    return {**state, "running": health is not None and health.get("status") == "ok",
+            "health": health}
+
+
+def start_background(settings: Settings, *, wait: float = 30.0,
+                     env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Start `python -m levered_server` detached, logging to `<data_dir>/server.log`.
+
+    :returns: the `status()` once `/healthz` answers.
+    :raises RuntimeError: it is already running, or did not come up within `wait` seconds.
+    """
+    current = status(settings.data_dir)
+    if current["running"]:
+        raise RuntimeError(f"already running at {current['url']} (pid {current['pid']})")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "levered_server", "--host", settings.host,
+            "--port", str(settings.port), "--data-dir", str(settings.data_dir)]
+    if settings.database_url:
+        argv += ["--database-url", settings.database_url]
+    log = open(settings.data_dir / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                            start_new_session=True, env=env)
+    log.close()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode}; "
+                               f"see {settings.data_dir / LOG_FILE}")
+        current = status(settings.data_dir)
+        if current["running"] and current.get("pid") == proc.pid:
+            return current
+        time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError(f"server did not answer within {wait:g} s; "
+                       f"see {settings.data_dir / LOG_FILE}")
+
+
+def stop(data_dir: Path, *, wait: float = 15.0) -> bool:
+    """Stop the server of this data dir (SIGTERM, then SIGKILL). Returns False if none ran."""
+    path = state_path(data_dir)
+    try:
+        pid = int(json.loads(path.read_text())["pid"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return False
+    if not _alive(pid):
+        path.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    path.unlink(missing_ok=True)
+    return True

@@ -1,0 +1,291 @@
+"""`cmab`: a Bayesian GLM over design main effects, pairwise design interactions, context
+effects and design × context interactions, fitted on cells by Newton (Laplace approximation).
+
+Every effect is one-hot coded with a zero-mean Gaussian prior — narrower for interactions, so
+they shrink toward the additive model unless the data insist. Logistic link for bool rewards
+(binomial likelihood per cell), identity for numeric (Gaussian, σ² plugged in). The fit works on
+the cells only, never raw rows: cost grows with cells × parameters, not with exposures. No low-rank
+factorization: 1,024 variants (ten 2-level factors) × two 3-level context factors is 327
+parameters on 9,216 cells, fitted in ~0.4 s (single-threaded BLAS); a 32-variant design refits in
+under 10 ms. The intercept's prior is centred on the pooled rate, every other effect's on zero.
+
+After drawing, context effects are re-centred on their training frequencies (an exact
+re-parameterization for the seen levels), so a context level not seen in training — effect 0 —
+gets the population-average prediction (API.md 2.2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+from scipy import linalg, sparse, special
+
+from levered_server.engine.stats import CellStats
+from levered_server.engine.variants import Design, level_indexes
+
+DENSE_LIMIT = 4_000_000  # cells × parameters up to which the cell matrix is held dense
+
+
+@dataclasses.dataclass(frozen=True)
+class CmabPrior:
+    """Prior standard deviations (log-odds for bool; pooled-sd units for numeric).
+
+    Page changes rarely move conversion by more than ±50 % (log-odds ±0.5: main 0.25 at two
+    sd); interactions are smaller than the effects they modify (hierarchy), and context levels
+    differ more from each other than variants do. In the regret simulation these priors also gave
+    95 % lift intervals that cover (0.9–0.97 over 40 seeds) where wider ones covered 0.8.
+    """
+
+    intercept: float = 2.0
+    main: float = 0.25
+    pair: float = 0.1
+    context: float = 1.0
+    design_context: float = 0.15
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where each block of effects sits in the parameter vector."""
+
+    level_counts: tuple[int, ...]
+    context_counts: tuple[int, ...]
+    main: tuple[int, ...]
+    pair: dict[tuple[int, int], int]
+    context: tuple[int, ...]
+    design_context: dict[tuple[int, int], int]
+    size: int
+
+    @classmethod
+    def build(cls, level_counts: tuple[int, ...], context_counts: tuple[int, ...]) -> Layout:
+        """Lay out intercept, main, pair, context and design × context blocks in that order."""
+        at = 1
+        main = []
+        for n in level_counts:
+            main.append(at)
+            at += n
+        pair = {}
+        for f, g in itertools.combinations(range(len(level_counts)), 2):
+            pair[(f, g)] = at
+            at += level_counts[f] * level_counts[g]
+        context = []
+        for n in context_counts:
+            context.append(at)
+            at += n
+        dxc = {}
+        for f, j in itertools.product(range(len(level_counts)), range(len(context_counts))):
+            dxc[(f, j)] = at
+            at += level_counts[f] * context_counts[j]
+        return cls(level_counts, context_counts, tuple(main), pair, tuple(context), dxc, at)
+
+    def prior_scale(self, prior: CmabPrior) -> np.ndarray:
+        """Return the prior sd of every parameter."""
+        sd = np.full(self.size, prior.design_context)
+        sd[0] = prior.intercept
+        first_pair = self.main[0] + sum(self.level_counts) if self.level_counts else 1
+        sd[1:first_pair] = prior.main
+        first_ctx = self.context[0] if self.context else self.size
+        sd[first_pair:first_ctx] = prior.pair
+        for j, start in enumerate(self.context):
+            sd[start:start + self.context_counts[j]] = prior.context
+        return sd
+
+    def columns(self, levels: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
+        """Return the active column of each block per row (−1 where a context is unknown).
+
+        Without ``codes``, only the design blocks (intercept, main, pair).
+        """
+        cols = [np.zeros(len(levels), np.int64)]
+        cols += [self.main[f] + levels[:, f] for f in range(len(self.main))]
+        cols += [at + levels[:, f] * self.level_counts[g] + levels[:, g]
+                 for (f, g), at in self.pair.items()]
+        if codes is None:
+            return np.column_stack(cols)
+        known = codes >= 0
+        cols += [np.where(known[:, j], self.context[j] + codes[:, j], -1)
+                 for j in range(len(self.context))]
+        cols += [np.where(known[:, j], at + levels[:, f] * self.context_counts[j] + codes[:, j], -1)
+                 for (f, j), at in self.design_context.items()]
+        return np.column_stack(cols)
+
+
+@dataclasses.dataclass(frozen=True)
+class CmabPosterior:
+    """Laplace posterior N(mean, root·rootᵀ) of the effects, plus what prediction needs."""
+
+    reward_type: str
+    layout: Layout
+    design: Design
+    mean: np.ndarray
+    root: np.ndarray
+    context_weights: tuple[np.ndarray, ...]
+    sigma: float
+
+    def sample(self, rng: np.random.Generator, size: int) -> CmabDraws:
+        """Draw effects and pre-sum the design part per servable variant."""
+        theta = self.mean + rng.standard_normal((size, self.mean.size)) @ self.root.T
+        lay, levels = self.layout, self.design.levels
+        ctx = []
+        for j, start in enumerate(lay.context):
+            block = theta[:, start:start + lay.context_counts[j]]
+            shift = block @ self.context_weights[j]
+            ctx.append(block - shift[:, None])
+            theta[:, 0] += shift
+        dxc: list[list[np.ndarray]] = [[] for _ in lay.context]
+        for (f, j), start in lay.design_context.items():
+            n_f, n_j = lay.level_counts[f], lay.context_counts[j]
+            block = theta[:, start:start + n_f * n_j].reshape(size, n_f, n_j)
+            shift = block @ self.context_weights[j]
+            dxc[j].append(block - shift[:, :, None])
+            theta[:, lay.main[f]:lay.main[f] + n_f] += shift
+        cols = lay.columns(levels)
+        base = np.zeros((size, self.design.k))
+        for m in range(cols.shape[1]):
+            base += theta[:, cols[:, m]]
+        stacked = tuple(np.concatenate(blocks, axis=1) for blocks in dxc)
+        return CmabDraws(self.reward_type, self.design.indicator(), base, tuple(ctx), stacked)
+
+
+@dataclasses.dataclass(frozen=True)
+class CmabDraws:
+    """Posterior draws: design part per variant, context main and design × context effects.
+
+    ``design_context[j]`` is (S, Σ levels, L_j): every design level's effect in each level of
+    context factor j; ``indicator`` (Σ levels, K) maps design levels to variants.
+    """
+
+    reward_type: str
+    indicator: np.ndarray
+    base: np.ndarray
+    context: tuple[np.ndarray, ...]
+    design_context: tuple[np.ndarray, ...]
+
+    def eta(self, codes: np.ndarray) -> np.ndarray:
+        """Return (S, K) linear predictors for one context (codes −1 = population)."""
+        eta = self.base.copy()
+        levels = None
+        for j, k in enumerate(codes):
+            if k < 0:
+                continue
+            eta += self.context[j][:, k][:, None]
+            block = self.design_context[j][:, :, k]
+            levels = block if levels is None else levels + block
+        if levels is not None:
+            eta += levels @ self.indicator
+        return eta
+
+    def head(self, count: int) -> CmabDraws:
+        """Keep the first ``count`` draws (serving needs fewer than the summaries)."""
+        return CmabDraws(self.reward_type, self.indicator, self.base[:count],
+                         tuple(block[:count] for block in self.context),
+                         tuple(block[:count] for block in self.design_context))
+
+    def reward(self, codes: np.ndarray) -> np.ndarray:
+        """Return (S, K) expected rewards per exposure for one context."""
+        eta = self.eta(codes)
+        return special.expit(eta) if self.reward_type == "bool" else eta
+
+
+def _design_matrix(layout: Layout, design: Design,
+                   stats: CellStats) -> tuple[sparse.csr_matrix | np.ndarray, np.ndarray]:
+    """Return the one-hot cell matrix and a mask of the cells of servable variants."""
+    keep = design.position(stats.variant) >= 0
+    levels = level_indexes(stats.variant[keep], design.level_counts)
+    cols = layout.columns(levels, stats.context[keep])
+    rows = np.repeat(np.arange(len(cols)), cols.shape[1])
+    flat = cols.reshape(-1)
+    on = flat >= 0
+    x = sparse.csr_matrix((np.ones(on.sum()), (rows[on], flat[on])), shape=(len(cols), layout.size))
+    # Dense products beat scipy's sparse ones by far up to tens of MB; beyond, stay sparse.
+    return (x.toarray() if len(cols) * layout.size <= DENSE_LIMIT else x), keep
+
+
+def _frequencies(stats: CellStats, counts: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    out = []
+    for j, n in enumerate(counts):
+        codes = stats.context[:, j]
+        ok = codes >= 0
+        w = np.bincount(codes[ok], weights=stats.sums["exposures"][ok], minlength=n)
+        out.append(w / w.sum() if w.sum() > 0 else np.full(n, 1 / n))
+    return tuple(out)
+
+
+def fit_cmab(stats: CellStats, design: Design, reward_type: str,
+             prior: CmabPrior | None = None, max_iter: int = 50) -> CmabPosterior:
+    """Fit the Laplace posterior from cell sufficient statistics (holdout cells included)."""
+    prior = prior or CmabPrior()
+    counts = tuple(len(levels) for levels in stats.context_levels)
+    layout = Layout.build(design.level_counts, counts)
+    x, keep = _design_matrix(layout, design, stats)
+    n = stats.sums["exposures"][keep]
+    total = max(float(n.sum()), 1.0)
+    sd = layout.prior_scale(prior)
+    if reward_type == "bool":
+        y = np.minimum(stats.sums["reward_count"][keep], n)
+        rate = np.clip((y.sum() + 0.5) / (total + 1.0), 1e-6, 1 - 1e-6)
+        theta0 = np.zeros(layout.size)
+        theta0[0] = special.logit(rate)
+        theta, hess = _newton_logistic(x, n, y, theta0, 1 / sd**2, max_iter)
+        sigma = 1.0
+    else:
+        s, ss = stats.sums["reward_sum"][keep], stats.sums["reward_sum_sq"][keep]
+        mu0 = float(s.sum()) / total
+        sigma = float(np.sqrt(max(float(ss.sum()) / total - mu0**2, 1e-12 * (1 + mu0**2))))
+        theta0 = np.zeros(layout.size)
+        theta0[0] = mu0
+        theta, hess, sigma = _gaussian(x, n, s, ss, theta0, 1 / (sd * sigma) ** 2, sigma)
+    chol = linalg.cholesky(hess, lower=True)
+    root = linalg.solve_triangular(chol, np.eye(layout.size), lower=True).T
+    return CmabPosterior(reward_type, layout, design, theta, root, _frequencies(stats, counts), sigma)
+
+
+def _gram(x: sparse.csr_matrix | np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Return Xᵀ diag(w) X (w ≥ 0) as a dense matrix."""
+    if isinstance(x, np.ndarray):
+        scaled = x * np.sqrt(w)[:, None]
+        return np.asarray(scaled.T @ scaled)  # numpy runs AᵀA as one symmetric rank-k update
+    return np.asarray((x.T @ x.multiply(w[:, None])).toarray())
+
+
+def _newton_logistic(x: sparse.csr_matrix | np.ndarray, n: np.ndarray, y: np.ndarray, theta0: np.ndarray,
+                     precision: np.ndarray, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    """Maximize the binomial log-likelihood + Gaussian log-prior; return mode and Hessian."""
+
+    def objective(theta: np.ndarray) -> float:
+        eta = x @ theta
+        return float(y @ eta - n @ np.logaddexp(0, eta) - 0.5 * precision @ (theta - theta0) ** 2)
+
+    theta, current = theta0.copy(), objective(theta0)
+    for _ in range(max_iter):
+        p = special.expit(x @ theta)
+        grad = x.T @ (y - n * p) - precision * (theta - theta0)
+        hess = _gram(x, n * p * (1 - p)) + np.diag(precision)
+        step = linalg.solve(hess, grad, assume_a="pos")
+        t = 1.0
+        while t > 1e-6:  # step halving keeps every iteration an ascent step
+            trial = objective(theta + t * step)
+            if trial >= current - 1e-12:
+                break
+            t /= 2
+        theta, current = theta + t * step, trial
+        if np.max(np.abs(t * step)) < 1e-8:
+            break
+    p = special.expit(x @ theta)
+    return theta, _gram(x, n * p * (1 - p)) + np.diag(precision)
+
+
+def _gaussian(x: sparse.csr_matrix | np.ndarray, n: np.ndarray, s: np.ndarray, ss: np.ndarray,
+              theta0: np.ndarray, precision: np.ndarray,
+              sigma: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Conjugate linear fit given σ; re-estimate σ from the residuals a few times."""
+    gram = _gram(x, n)
+    xs = x.T @ s
+    total = max(float(n.sum()), 1.0)
+    for _ in range(5):
+        hess = gram / sigma**2 + np.diag(precision)
+        theta = linalg.solve(hess, xs / sigma**2 + precision * theta0, assume_a="pos")
+        rss = float(ss.sum() - 2 * theta @ xs + theta @ gram @ theta)
+        sigma = float(np.sqrt(max(rss / total, 1e-12 * (1 + theta0[0] ** 2))))
+    hess = gram / sigma**2 + np.diag(precision)
+    return theta, hess, sigma

@@ -1,0 +1,44 @@
+"""The `levered-server` console script (for service managers)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from levered_server import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Options of `levered-server`; each falls back to its environment variable."""
+    p = argparse.ArgumentParser(prog="levered-server",
+                                description="Run the Levered API server (uvicorn).")
+    p.add_argument("--host", help="bind address (default 127.0.0.1, LEVERED_HOST)")
+    p.add_argument("--port", type=int, help="port (default 3100, LEVERED_PORT)")
+    p.add_argument("--data-dir", type=Path,
+                   help="state directory (default $LEVERED_HOME/server or ~/.levered/server)")
+    p.add_argument("--database-url",
+                   help="SQLAlchemy URL of PostgreSQL, e.g. postgresql+psycopg://u@h/db "
+                        "(default: SQLite in the data dir)")
+    p.add_argument("--log-level", help="debug, info, warning (default info)")
+    p.add_argument("--version", action="version", version=f"levered-server {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options, then serve until interrupted."""
+    from levered_server.control import run
+    from levered_server.settings import settings_from_env
+
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_env(host=args.host, port=args.port, data_dir=args.data_dir,
+                                     database_url=args.database_url, log_level=args.log_level)
+    except ValueError:
+        return 2
+    run(settings)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

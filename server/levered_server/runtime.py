@@ -1,0 +1,66 @@
+"""What a running app holds: settings, the store, warehouses, the exposure writer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from levered_server.secretbox import SecretBox
+from levered_server.settings import Settings
+from levered_server.store import Store, open_store
+
+log = logging.getLogger("levered_server")
+
+
+class Runtime:
+    """Started by the app's lifespan; routes reach it through `api.deps`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._store: Store | None = None
+        self.first_start: dict[str, Any] | None = None
+        self.secrets: SecretBox | None = None
+        self.warehouses: Any = None
+        self.exposures: Any = None
+        self.serve_cache: Any = None
+        self.locks: Any = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("runtime not started")
+        return self._store
+
+    def start(self) -> None:
+        """Migrate the store, initialize on first start, start background writers."""
+        from levered_server.bootstrap import ensure_initialized
+        from levered_server.services.serve_cache import ServeCache
+        from levered_server.store.locks import LockBuffer
+        from levered_server.warehouse.exposure_writer import ExposureWriter
+        from levered_server.warehouse.manager import WarehouseManager
+
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._store = open_store(self.settings.sqlalchemy_url)
+        self.first_start = ensure_initialized(store=self._store, settings=self.settings)
+        if self.first_start:
+            log.warning("first start: created organization %r and admin user %s "
+                        "(one-time password: %s). Create an API key with "
+                        "`levered server api-key create`.", self.first_start["name"],
+                        self.first_start["admin_email"], self.first_start["admin_password"])
+        self.secrets = SecretBox.for_settings(self.settings.secret_key, self.settings.data_dir)
+        self.warehouses = WarehouseManager(self.settings, self._store, self.secrets)
+        self.serve_cache = ServeCache(self._store)
+        self.locks = LockBuffer(self._store)
+        self.exposures = ExposureWriter(self.warehouses, self.settings.exposure_flush_seconds,
+                                        before_flush=self.locks.flush)
+        self.exposures.start()
+
+    def stop(self) -> None:
+        """Flush queued exposures, then close connections."""
+        if self.exposures is not None:
+            self.exposures.stop()
+        from levered_server.warehouse.duckdb_driver import close_writers
+
+        close_writers()
+        if self._store is not None:
+            self._store.dispose()

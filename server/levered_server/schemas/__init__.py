@@ -1,0 +1,1 @@
+"""Pydantic schemas: `XCreate`/`XUpdate` (requests), `XPublic`/`XList` (responses)."""

@@ -1,0 +1,1 @@
+"""Services: keyword-only functions that do the work behind each router."""

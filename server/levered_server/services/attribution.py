@@ -1,0 +1,153 @@
+"""Last-touch attribution pushed down to the warehouse as SQL (API.md 2.5, 6.7).
+
+One query joins the optimization's exposures to the metric's reward rows inside the
+conversion window; only observation rows (or totals) come back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from levered_server.clock import as_utc, iso_ms, utcnow
+from levered_server.errors import WarehouseError
+from levered_server.services import design
+from levered_server.services.exposure_source import exposures_cte
+from levered_server.services.metrics import bound_sql
+from levered_server.services.optimizations import get_row as get_optimization
+from levered_server.services.warehouse_calls import driver_for, translated
+from levered_server.store.models import Metric, Optimization
+from levered_server.warehouse.base import WarehouseDriver
+
+
+def _load(runtime: Any, org_id: str, optimization_id: str) -> tuple[Optimization, Metric]:
+    with runtime.store.session(org_id) as s:
+        opt = get_optimization(s, optimization_id)
+        metric = s.scalars(select(Metric).where(Metric.id == opt.reward_metric_id)).one()
+        return opt, metric
+
+
+def _attributed_sql(driver: WarehouseDriver, opt: Optimization, metric: Metric,
+                    metric_columns: list[str], timeout: float) -> tuple[str, dict[str, Any]]:
+    """SQL of `e` (exposures), `r` (reward rows) and `att` (credited rewards per exposure)."""
+    q = driver.quote
+    ph = driver.placeholder
+    by_lower = {c.lower(): c for c in metric_columns}
+    anon = q(by_lower[metric.anonymous_id_column.lower()])
+    ts = q(by_lower[metric.timestamp_column.lower()])
+    value = (f"CAST(m.{q(by_lower[metric.value_column.lower()])} AS DOUBLE PRECISION)"
+             if metric.value_column else "1.0")
+    pin = (f"WHERE m.{q(by_lower['optimization_id'])} IS NULL OR "
+           f"CAST(m.{q(by_lower['optimization_id'])} AS VARCHAR) = {ph('optimization_id')}"
+           if "optimization_id" in by_lower else "")
+    metric_sql, params = bound_sql(driver, metric.sql, opt.created_at, more_params=True)
+    hours = int(opt.training_data_config["attribution"]["conversion_window_hours"])
+    sql = f"""
+WITH e AS ({exposures_cte(driver, opt, timeout)}
+),
+m AS ({metric_sql}),
+r AS (
+  SELECT row_number() OVER () AS reward_row, CAST(m.{anon} AS VARCHAR) AS anonymous_id,
+         CAST(m.{ts} AS TIMESTAMP) AS ts, {value} AS value
+  FROM m {pin}
+),
+credit AS (
+  SELECT r.reward_row, r.ts, r.value, e.exp_row,
+         row_number() OVER (PARTITION BY r.reward_row
+                            ORDER BY e.exposed_at DESC, e.exposure_id DESC, e.exp_row DESC) AS rn
+  FROM r JOIN e ON e.anonymous_id = r.anonymous_id AND e.exposed_at <= r.ts
+                AND r.ts <= e.exposed_at + INTERVAL '{hours} hours'
+),
+att AS (
+  SELECT exp_row, count(*) AS n, sum(value) AS total, min(ts) AS rewarded_at
+  FROM credit WHERE rn = 1 GROUP BY exp_row
+)"""
+    return sql, {**(params or {}), "optimization_id": opt.id}
+
+
+def prepare(runtime: Any, org_id: str, optimization_id: str
+             ) -> tuple[WarehouseDriver, Optimization, Metric, str, dict[str, Any]]:
+    opt, metric = _load(runtime, org_id, optimization_id)
+    driver = driver_for(runtime, org_id)
+    if driver.managed:
+        runtime.exposures.flush(org_id)  # recent serves become visible
+    timeout = runtime.settings.query_timeout_seconds
+    with translated(driver.provider, rejected=WarehouseError,
+                    rejected_prefix="The metric SQL failed"):
+        metric_sql, params = bound_sql(driver, metric.sql, opt.created_at)
+        columns = [c["name"] for c in driver.describe(metric_sql, params=params,
+                                                      timeout=timeout)]
+        sql, params = _attributed_sql(driver, opt, metric, columns, timeout)
+    return driver, opt, metric, sql, params
+
+
+def observations(*, runtime: Any, org_id: str, optimization_id: str, page: int,
+                 size: int) -> dict[str, Any]:
+    """One page of observations, newest exposure first."""
+    driver, opt, metric, sql, params = prepare(runtime, org_id, optimization_id)
+    timeout = runtime.settings.query_timeout_seconds
+    with translated(driver.provider, rejected=WarehouseError,
+                    rejected_prefix="The observation query failed"):
+        total = driver.query(sql + " SELECT count(*) AS n FROM e", limit=1, params=params,
+                             timeout=timeout).rows[0]["n"]
+        offset = (page - 1) * size
+        rows = [] if offset >= total else driver.query(
+            sql + f"""
+SELECT e.exposure_id, e.anonymous_id, e.variant_number, e.context, e.in_holdout,
+       e.propensity, e.exposed_at, att.n, att.total, att.rewarded_at FROM e LEFT JOIN att ON att.exp_row = e.exp_row
+ORDER BY e.exposed_at DESC, e.exposure_id DESC, e.exp_row DESC LIMIT {size} OFFSET {offset}""",
+            limit=size, params=params, timeout=timeout).rows
+    window = dt.timedelta(hours=opt.training_data_config["attribution"]
+                          ["conversion_window_hours"])
+    now = utcnow()
+    out = []
+    for r in rows:
+        exposed = as_utc(dt.datetime.fromisoformat(r["exposed_at"]))
+        if r["n"]:
+            reward: float | int | None = 1 if metric.reward_type == "bool" else r["total"]
+        elif exposed + window > now:
+            reward = None
+        else:
+            reward = 0
+        rewarded = r["rewarded_at"]
+        out.append({
+            "exposure_id": r["exposure_id"] or _derived_id(opt, r, exposed),
+            "anonymous_id": r["anonymous_id"],
+            "variant": design.variant_of(opt.training_data_config["design_factors"],
+                                         r["variant_number"]),
+            "variant_number": r["variant_number"],
+            "context": json.loads(r["context"]) if r["context"] else {},
+            "in_holdout": bool(r["in_holdout"]) if r["in_holdout"] is not None else
+            design.in_holdout(opt.id, r["anonymous_id"], opt.holdout_percentage),
+            "propensity": r["propensity"], "exposed_at": iso_ms(exposed),
+            "reward": reward,
+            "rewarded_at": iso_ms(as_utc(dt.datetime.fromisoformat(rewarded)))
+            if rewarded else None})
+    return {"observations": out, "page": page, "size": size, "total": total}
+
+
+def _derived_id(opt: Optimization, row: dict[str, Any], exposed: dt.datetime) -> str:
+    """UUIDv5 of a bring-your-own row without `exposure_id` (API.md 6.7)."""
+    variant = design.variant_of(opt.training_data_config["design_factors"],
+                                row["variant_number"])
+    name = f"{opt.id}|{row['anonymous_id']}|{iso_ms(exposed)}|{design.variant_key(variant)}"
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+
+
+def training_totals(*, runtime: Any, org_id: str, optimization_id: str) -> dict[str, Any]:
+    """Observation count and attributed reward sum (what training reads, as aggregates)."""
+    driver, _opt, metric, sql, params = prepare(runtime, org_id, optimization_id)
+    reward = "CASE WHEN att.n > 0 THEN 1 ELSE 0 END" if metric.reward_type == "bool" \
+        else "coalesce(att.total, 0)"
+    with translated(driver.provider, rejected=WarehouseError,
+                    rejected_prefix="The training query failed"):
+        row = driver.query(sql + f"""
+SELECT count(*) AS n, coalesce(sum({reward}), 0) AS reward_sum
+FROM e LEFT JOIN att ON att.exp_row = e.exp_row""", limit=1, params=params,
+                           timeout=runtime.settings.query_timeout_seconds).rows[0]
+    return {"observations": int(row["n"]), "reward_sum": float(row["reward_sum"]),
+            "rows_scanned": None}

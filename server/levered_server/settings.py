@@ -1,0 +1,119 @@
+"""Server settings: defaults, environment variables (API.md section 15), overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+
+def default_data_dir() -> Path:
+    """Return `$LEVERED_HOME/server`, or `~/.levered/server`."""
+    home = os.environ.get("LEVERED_HOME")
+    base = Path(home).expanduser() if home else Path.home() / ".levered"
+    return base / "server"
+
+
+def _bool(value: str) -> bool:
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.split(",") if p.strip())
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything the server reads at start; immutable once the app is built."""
+
+    host: str = "127.0.0.1"
+    port: int = 3100
+    data_dir: Path = dataclasses.field(default_factory=default_data_dir)
+    database_url: str | None = None
+    public_url: str = "http://localhost:3100"
+    rate_limit_per_minute: int = 100
+    serve_rate_limit_per_minute: int = 300
+    trusted_proxies: tuple[str, ...] = ()
+    train_interval_minutes: int = 15
+    train_every_serves: int = 1000
+    min_train_observations: int = 100
+    exploration_share: float = 0.0
+    serve_draws: int = 256
+    query_timeout_seconds: float = 30.0
+    cors_origins: tuple[str, ...] = ()
+    embedded_warehouse: bool = True
+    # Transitional until the OAuth issue lands: there is no way to obtain an
+    # access token yet, so API keys may manage API keys. Set to false to get
+    # the contract's behaviour (403 for an API key on /api-keys).
+    api_keys_manage_keys: bool = True
+    admin_email: str = "admin@localhost"
+    org_name: str = "Default"
+    exposure_flush_seconds: float = 0.5
+    secret_key: str | None = None
+    log_level: str = "info"
+    access_log: bool = True
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The state-store URL: the given one, else SQLite under the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'levered.sqlite3'}"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        """Directory holding one embedded DuckDB database per organization."""
+        return self.data_dir / "warehouse"
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+_ENV: dict[str, tuple[str, Any]] = {
+    "LEVERED_HOST": ("host", str),
+    "LEVERED_PORT": ("port", int),
+    "LEVERED_DATA_DIR": ("data_dir", lambda v: Path(v).expanduser()),
+    "LEVERED_DATABASE_URL": ("database_url", str),
+    "LEVERED_PUBLIC_URL": ("public_url", str),
+    "LEVERED_RATE_LIMIT_PER_MINUTE": ("rate_limit_per_minute", int),
+    "LEVERED_SERVE_RATE_LIMIT_PER_MINUTE": ("serve_rate_limit_per_minute", int),
+    "LEVERED_TRUSTED_PROXIES": ("trusted_proxies", _list),
+    "LEVERED_TRAIN_INTERVAL_MINUTES": ("train_interval_minutes", int),
+    "LEVERED_TRAIN_EVERY_SERVES": ("train_every_serves", int),
+    "LEVERED_MIN_TRAIN_OBSERVATIONS": ("min_train_observations", int),
+    "LEVERED_EXPLORATION_SHARE": ("exploration_share", float),
+    "LEVERED_SERVE_DRAWS": ("serve_draws", int),
+    "LEVERED_QUERY_TIMEOUT_SECONDS": ("query_timeout_seconds", float),
+    "LEVERED_CORS_ORIGINS": ("cors_origins", _list),
+    "LEVERED_EMBEDDED_WAREHOUSE": ("embedded_warehouse", _bool),
+    "LEVERED_API_KEYS_MANAGE_KEYS": ("api_keys_manage_keys", _bool),
+    "LEVERED_ADMIN_EMAIL": ("admin_email", str),
+    "LEVERED_ORG_NAME": ("org_name", str),
+    "LEVERED_SECRET_KEY": ("secret_key", str),
+    "LEVERED_LOG_LEVEL": ("log_level", str),
+    "LEVERED_ACCESS_LOG": ("access_log", _bool),
+}
+
+
+def settings_from_env(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from environment variables, then apply explicit overrides.
+
+    :raises ValueError: when a variable does not parse.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for var, (field, parse) in _ENV.items():
+        raw = env.get(var)
+        if raw is not None and raw != "":
+            try:
+                values[field] = parse(raw)
+            except ValueError as exc:
+                raise ValueError(f"{var}: {exc}") from None
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)

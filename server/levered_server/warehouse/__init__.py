@@ -1,0 +1,1 @@
+"""Warehouse drivers behind one interface, found through stevedore (`levered.warehouse`)."""

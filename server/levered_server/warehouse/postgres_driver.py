@@ -1,0 +1,164 @@
+"""Bring-your-own PostgreSQL: read-only sessions, `BEGIN READ ONLY … ROLLBACK`."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from levered_server.warehouse.base import (
+    NotReadOnly,
+    ResultSet,
+    SqlRejected,
+    TableNotFound,
+    WarehouseDriver,
+    WarehouseFailure,
+)
+from levered_server.warehouse.sqltext import first_keyword, split_statements
+from levered_server.warehouse.values import to_json, unique_names
+
+
+class PostgresDriver(WarehouseDriver):
+    """A customer's PostgreSQL; the server never writes to it."""
+
+    provider = "postgres"
+    managed = False
+
+    @property
+    def dataset(self) -> str:
+        return self.config.dataset_id or "public"
+
+    @contextlib.contextmanager
+    def _connect(self, timeout: float) -> Iterator[Any]:
+        import psycopg
+
+        c = self.config.credentials
+        ms = max(1, int(timeout * 1000))
+        try:
+            conn = psycopg.connect(
+                host=c.get("host"), port=int(c.get("port") or 5432), dbname=c.get("database"),
+                user=c.get("username"), password=c.get("password") or None,
+                sslmode=c.get("sslmode") or "prefer", connect_timeout=max(1, int(timeout)),
+                application_name="levered-server",
+                # Read-only for the whole session, and a statement timeout, so even a
+                # data-modifying CTE that passes the statement check cannot write.
+                options=f"-c default_transaction_read_only=on -c statement_timeout={ms} "
+                        "-c TimeZone=UTC")
+        except psycopg.Error as exc:
+            raise WarehouseFailure(str(exc).strip()) from None
+        try:
+            conn.read_only = True
+            # Unqualified names resolve in the connection's schema.
+            conn.execute("SELECT set_config('search_path', %s, false)",
+                         (f'"{self.dataset}", public',))
+            conn.commit()
+            yield conn
+        finally:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            conn.close()
+
+    def _execute(self, conn: Any, sql: str, params: Any = None) -> Any:
+        import psycopg
+
+        cur = conn.cursor()
+        try:
+            cur.execute(sql, params)
+        except psycopg.Error as exc:
+            state = getattr(exc, "sqlstate", None) or ""
+            text = str(exc).strip()
+            if state == "25006":  # read_only_sql_transaction
+                raise NotReadOnly(None, f"The query was refused: {text}") from None
+            if state == "57014":  # query_canceled (statement_timeout)
+                raise WarehouseFailure(text, timeout=True) from None
+            if state[:2] in ("42", "22") and state != "42501":  # syntax, names, data
+                raise SqlRejected(text) from None
+            raise WarehouseFailure(text) from None
+        return cur
+
+    def ping(self, *, timeout: float) -> None:
+        with self._connect(timeout) as conn:
+            self._execute(conn, "SELECT 1").fetchall()
+            found = self._execute(conn, "SELECT 1 FROM information_schema.schemata "
+                                  "WHERE schema_name = %s", (self.dataset,)).fetchall()
+            if not found:
+                raise WarehouseFailure(f"schema {self.dataset!r} does not exist")
+
+    def check_read_only(self, sql: str) -> None:
+        statements = split_statements(sql)
+        if len(statements) != 1:
+            raise NotReadOnly(None if statements else "nothing")
+        kind = first_keyword(statements[0])
+        if kind not in ("SELECT", "WITH"):
+            raise NotReadOnly(kind)
+
+    def _types(self, conn: Any, desc: Any) -> list[str]:
+        out = []
+        for d in desc:
+            info = conn.adapters.types.get(d.type_code)
+            out.append(info.name.upper() if info else str(d.type_code))
+        return out
+
+    def query(self, sql: str, *, limit: int, timeout: float,
+              params: dict[str, Any] | None = None) -> ResultSet:
+        started = time.perf_counter()
+        with self._connect(timeout) as conn:
+            cur = self._execute(conn, sql, params)
+            desc = cur.description or []
+            types = self._types(conn, desc)
+            raw = cur.fetchmany(limit + 1)
+        names = unique_names([d.name for d in desc])
+        rows = [{n: to_json(v, t) for n, v, t in zip(names, row, types, strict=False)} for row in raw[:limit]]
+        return ResultSet(columns=[{"name": n, "type": t} for n, t in zip(names, types, strict=False)],
+                         rows=rows, truncated=len(raw) > limit,
+                         elapsed_ms=int((time.perf_counter() - started) * 1000))
+
+    def describe(self, sql: str, *, timeout: float,
+                 params: dict[str, Any] | None = None) -> list[dict[str, str]]:
+        with self._connect(timeout) as conn:
+            cur = self._execute(conn, f"SELECT * FROM ({sql}) AS _levered_q LIMIT 0", params)
+            desc = cur.description or []
+            types = self._types(conn, desc)
+        return [{"name": d.name, "type": t} for d, t in zip(desc, types, strict=False)]
+
+    def tables(self, *, timeout: float) -> list[dict[str, Any]]:
+        with self._connect(timeout) as conn:
+            rows = self._execute(conn, """
+                SELECT t.table_name, t.table_type, c.reltuples
+                FROM information_schema.tables t
+                LEFT JOIN pg_namespace n ON n.nspname = t.table_schema
+                LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.table_name
+                WHERE t.table_schema = %s ORDER BY t.table_name""", (self.dataset,)).fetchall()
+        return [{"name": n, "type": "view" if "VIEW" in kind else "table",
+                 "row_count": int(r) if r is not None and r >= 0 else None}
+                for n, kind, r in rows]
+
+    def resolve_table(self, name: str, *, timeout: float) -> tuple[str, str]:
+        schema, _, table = name.rpartition(".")
+        schema = schema or self.dataset
+        with self._connect(timeout) as conn:
+            rows = self._execute(conn, "SELECT table_schema, table_name "
+                                 "FROM information_schema.tables WHERE lower(table_schema) = "
+                                 "lower(%s) AND lower(table_name) = lower(%s)",
+                                 (schema, table)).fetchall()
+        for s, t in rows:
+            if s == schema and t == table:
+                return s, t
+        if rows:
+            return rows[0][0], rows[0][1]
+        raise TableNotFound(name)
+
+    def columns(self, schema: str, table: str, *, timeout: float) -> list[dict[str, Any]]:
+        with self._connect(timeout) as conn:
+            rows = self._execute(conn, "SELECT column_name, data_type, is_nullable "
+                                 "FROM information_schema.columns WHERE table_schema = %s "
+                                 "AND table_name = %s ORDER BY ordinal_position",
+                                 (schema, table)).fetchall()
+        return [{"name": n, "type": t.upper(), "nullable": x == "YES"} for n, t, x in rows]
+
+    def quote(self, identifier: str) -> str:
+        return '"' + identifier.replace('"', '""') + '"'
+
+    def placeholder(self, name: str) -> str:
+        return f"%({name})s"
