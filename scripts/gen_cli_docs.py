@@ -83,6 +83,10 @@ def walkthrough(s: Session, data_dir: str) -> None:
     s.section("server start", "Starts in the background; `--demo` also seeds data and runs a traffic simulator.")
     port = free_port()
     s.run("server", "start", "--port", str(port), "--data-dir", data_dir)
+    s.section("server user create", "Creates a login user (or adds an existing one to `--org`); the password is asked "
+                                    "for, or read from stdin with `--password-stdin`.")
+    s.run("server", "user", "create", "ada@acme.test", "--org", "Acme", "--create-org", "--password-stdin",
+          "--data-dir", data_dir, stdin="correct horse battery\n")
     s.section("server api-key create", "Prints only the secret on stdout, so `export LEVERED_API_KEY=$(...)` works.")
     key = s.run("server", "api-key", "create", "--data-dir", data_dir, "--name", "docs").strip()
     url = f"http://127.0.0.1:{port}"
@@ -189,7 +193,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "LEVERED_HOME": f"{tmp}/home", "LEVERED_SITE_CONFIG": f"{tmp}/none.json",
                "COLUMNS": "100", "LEVERED_RATE_LIMIT_PER_MINUTE": "0", "LEVERED_SERVE_RATE_LIMIT_PER_MINUTE": "0",
-               "LEVERED_MIN_TRAIN_OBSERVATIONS": "20"}
+               "LEVERED_MIN_TRAIN_OBSERVATIONS": "20",
+               # The walk-through runs on an API key (a login needs a browser), so it lets keys manage keys.
+               "LEVERED_API_KEYS_MANAGE_KEYS": "true"}
         for name in ("LEVERED_API_KEY", "LEVERED_API_URL", "LEVERED_ENV"):
             env.pop(name, None)
         session = Session(env)

@@ -103,3 +103,50 @@ def create_api_key(*, data_dir: str | Path | None = None, database_url: str | No
                 "organization_created": created}
     finally:
         store.dispose()
+
+
+def create_user(*, settings: Settings, email: str, password: str, org_name: str | None = None,
+                name: str | None = None, create_org: bool = False) -> dict[str, Any]:
+    """Create a login user in an organization, or add an existing user to one.
+
+    Works with or without a running server. An existing email gets the organization as a
+    further membership (its password is left unchanged); the login page then offers a choice.
+
+    :param org_name: organization by name; None = the default (oldest) organization.
+    :param create_org: create `org_name` when it does not exist.
+    :returns: `{"id", "email", "organization_id", "organization_name", "created"}`.
+    :raises LookupError: `org_name` does not exist and `create_org` is false.
+    :raises ValueError: empty email or a password shorter than 8 characters for a new user.
+    """
+    from levered_server.store.models import Membership
+
+    email = email.strip().lower()
+    if "@" not in email:
+        raise ValueError("an email address is required")
+    store = open_store(settings.sqlalchemy_url)
+    try:
+        ensure_initialized(store=store, settings=settings)
+        found = _find_org(store, org_name)
+        if found is None:
+            if not create_org or org_name is None:
+                raise LookupError(f"no organization named {org_name!r}")
+            org = create_organization(store=store, settings=settings, name=org_name)
+            found = (org["id"], org["name"])
+        with store.system_session() as s:
+            user = s.scalars(select(User).where(func.lower(User.email) == email)).first()
+            created = user is None
+            if user is None:
+                if len(password) < 8:
+                    raise ValueError("the password needs at least 8 characters")
+                user = User(id=new_id(), organization_id=found[0], email=email,
+                            name=(name or email.split("@")[0]).strip()[:200],
+                            password_hash=hash_password(password), created_at=utcnow())
+                s.add(user)
+            elif user.organization_id != found[0] and s.get(
+                    Membership, (user.id, found[0])) is None:
+                s.add(Membership(user_id=user.id, organization_id=found[0], created_at=utcnow()))
+            s.flush()
+            return {"id": user.id, "email": user.email, "organization_id": found[0],
+                    "organization_name": found[1], "created": created}
+    finally:
+        store.dispose()

@@ -159,3 +159,33 @@ class CreateServerApiKey(Command):
         # Only the secret on stdout, so `export LEVERED_API_KEY=$(levered server api-key create)` works.
         self.app.stderr.write(f"API key '{key['name']}' of organization {key['organization_name']}; shown once.\n")
         return Result.text(key["secret"], key)
+
+
+class CreateServerUser(Command):
+    """Create a login user, or add one to an organization"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        _data_dir_argument(parser)
+        parser.add_argument("email", help="the user's email (the login name)")
+        parser.add_argument("--org", help="organization name (default: the first one)")
+        parser.add_argument("--create-org", action="store_true", help="create --org if it does not exist")
+        parser.add_argument("--name", help="display name (default: the email's local part)")
+        parser.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        import getpass
+        import sys
+
+        from levered_server.bootstrap import create_user
+
+        settings = _settings(parsed_args)
+        password = sys.stdin.readline().rstrip("\n") if parsed_args.password_stdin else getpass.getpass("Password: ")
+        try:
+            user = create_user(settings=settings, email=parsed_args.email, password=password, org_name=parsed_args.org,
+                               name=parsed_args.name, create_org=parsed_args.create_org)
+        except (LookupError, ValueError) as exc:
+            raise LeveredError(str(exc)) from None
+        verb = "Created user" if user["created"] else "Added existing user"
+        return Result.text(f"{verb} {user['email']} in organization {user['organization_name']}", user)

@@ -156,7 +156,8 @@ def simulate(api: Api, rng: random.Random, rate_per_second: float, duration: flo
             body = {"anonymous_id": f"demo-{visitor}", **({"context": context} if opt["contextual"] else {})}
             status, served = api.call("POST", f"/api/v2/optimizations/{opt['id']}/serve", body)
             if status == 200 and rng.random() < true_rate(opt["name"], served["variant"], context):
-                now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                # Microseconds: a millisecond timestamp could fall before the exposure it follows.
+                now = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
                 pending.append({"anonymous_id": served["anonymous_id"], "name": "signup", "timestamp": now})
         if len(pending) >= 20 or (pending and visitor % 200 == 0):
             api.call("POST", "/api/v2/ingest/rewards", {"events": pending[:500]})

@@ -24,6 +24,8 @@ class Runtime:
         self.exposures: Any = None
         self.serve_cache: Any = None
         self.locks: Any = None
+        self.versions: Any = None
+        self.trainer: Any = None
 
     @property
     def store(self) -> Store:
@@ -34,7 +36,9 @@ class Runtime:
     def start(self) -> None:
         """Migrate the store, initialize on first start, start background writers."""
         from levered_server.bootstrap import ensure_initialized
+        from levered_server.services.scheduler import Trainer
         from levered_server.services.serve_cache import ServeCache
+        from levered_server.services.versions import VersionCache
         from levered_server.store.locks import LockBuffer
         from levered_server.warehouse.exposure_writer import ExposureWriter
         from levered_server.warehouse.manager import WarehouseManager
@@ -49,14 +53,19 @@ class Runtime:
                         self.first_start["admin_email"], self.first_start["admin_password"])
         self.secrets = SecretBox.for_settings(self.settings.secret_key, self.settings.data_dir)
         self.warehouses = WarehouseManager(self.settings, self._store, self.secrets)
-        self.serve_cache = ServeCache(self._store)
+        self.versions = VersionCache()
+        self.serve_cache = ServeCache(self._store, self.versions)
         self.locks = LockBuffer(self._store)
         self.exposures = ExposureWriter(self.warehouses, self.settings.exposure_flush_seconds,
                                         before_flush=self.locks.flush)
         self.exposures.start()
+        self.trainer = Trainer(self)
+        self.trainer.start()
 
     def stop(self) -> None:
-        """Flush queued exposures, then close connections."""
+        """Stop automatic training, flush queued exposures, then close connections."""
+        if self.trainer is not None:
+            self.trainer.stop()
         if self.exposures is not None:
             self.exposures.stop()
         from levered_server.warehouse.duckdb_driver import close_writers

@@ -39,7 +39,7 @@ class Settings:
     rate_limit_per_minute: int = 100
     serve_rate_limit_per_minute: int = 300
     trusted_proxies: tuple[str, ...] = ()
-    train_interval_minutes: int = 15
+    train_interval_minutes: float = 15.0
     train_every_serves: int = 1000
     min_train_observations: int = 100
     exploration_share: float = 0.0
@@ -47,10 +47,9 @@ class Settings:
     query_timeout_seconds: float = 30.0
     cors_origins: tuple[str, ...] = ()
     embedded_warehouse: bool = True
-    # Transitional until the OAuth issue lands: there is no way to obtain an
-    # access token yet, so API keys may manage API keys. Set to false to get
-    # the contract's behaviour (403 for an API key on /api-keys).
-    api_keys_manage_keys: bool = True
+    # API.md 1.3: managing API keys needs a login session (an access token); an
+    # API key gets 403. True restores the pre-OAuth behaviour (keys manage keys).
+    api_keys_manage_keys: bool = False
     admin_email: str = "admin@localhost"
     org_name: str = "Default"
     exposure_flush_seconds: float = 0.5
@@ -84,7 +83,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "LEVERED_RATE_LIMIT_PER_MINUTE": ("rate_limit_per_minute", int),
     "LEVERED_SERVE_RATE_LIMIT_PER_MINUTE": ("serve_rate_limit_per_minute", int),
     "LEVERED_TRUSTED_PROXIES": ("trusted_proxies", _list),
-    "LEVERED_TRAIN_INTERVAL_MINUTES": ("train_interval_minutes", int),
+    "LEVERED_TRAIN_INTERVAL_MINUTES": ("train_interval_minutes", float),
     "LEVERED_TRAIN_EVERY_SERVES": ("train_every_serves", int),
     "LEVERED_MIN_TRAIN_OBSERVATIONS": ("min_train_observations", int),
     "LEVERED_EXPLORATION_SHARE": ("exploration_share", float),
@@ -116,4 +115,7 @@ def settings_from_env(environ: dict[str, str] | None = None, **overrides: Any) -
             except ValueError as exc:
                 raise ValueError(f"{var}: {exc}") from None
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if "public_url" not in values and values.get("port", 3100) != 3100:
+        # The OAuth issuer must be reachable: follow the port unless told otherwise.
+        values["public_url"] = f"http://localhost:{values['port']}"
     return Settings(**values)

@@ -55,9 +55,10 @@ def database_url(backend: str) -> Iterator[str | None]:
 
 def make_settings(data_dir: Path, url: str | None, **changes: Any) -> Settings:
     """Settings for tests: no rate limits, fast exposure flushes."""
+    # Most tests drive /api-keys with an API key; test_oauth checks the default (403).
     base = Settings(data_dir=data_dir, database_url=url, rate_limit_per_minute=0,
                     serve_rate_limit_per_minute=0, exposure_flush_seconds=0.05,
-                    query_timeout_seconds=10)
+                    query_timeout_seconds=10, api_keys_manage_keys=True)
     return base.replace(**changes)
 
 

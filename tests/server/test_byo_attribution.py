@@ -146,3 +146,36 @@ def test_byo_levels_with_quotes_and_percent_signs(byo):
     obs = org.get(f"/api/v2/optimizations/{opt['id']}/observations").json()["observations"]
     got = {o["anonymous_id"]: (o["variant"]["offer"], o["reward"]) for o in obs}
     assert got == {"q1": ("it's free", 0), "q2": ("50% off", 1)}
+
+
+def test_byo_training_query_groups_context_in_postgres(byo):
+    org, schema = byo
+    pg_exec(f"ALTER TABLE {schema}.levered_exposures ADD COLUMN context text, "
+            "ADD COLUMN propensity double precision, ADD COLUMN in_holdout boolean")
+    metric = org.post("/api/v2/warehouse/metrics", json={
+        "name": "signups", "sql": f"SELECT anonymous_id, ts FROM {schema}.signups",
+        "column_mapping": {"anonymous_id": "anonymous_id", "timestamp": "ts"}}).json()
+    opt = org.post("/api/v2/optimizations", json=hero(metric["id"], model_type="mab")).json()
+    # 40 users on each of #1 and #3; every #3 user converts, one in ten on #1.
+    pg_exec(f"""INSERT INTO {schema}.levered_exposures
+        SELECT 'u' || v || '-' || i, '{opt["id"]}',
+               CASE WHEN v = 1 THEN '{{"headline": "Ship faster", "cta_text": "Get started"}}'
+                    ELSE '{{"headline": "Build better", "cta_text": "Get started"}}' END,
+               '2026-11-20 10:00:00+00', NULL,
+               CASE WHEN i % 2 = 0 THEN '{{"country": "US", "device_type": "mobile"}}'
+                    ELSE '{{"country": "DE"}}' END, 0.5, FALSE
+        FROM generate_series(1, 40) AS i, (VALUES (1), (3)) AS t(v)""")
+    pg_exec(f"""INSERT INTO {schema}.signups
+        SELECT 'u' || v || '-' || i, '2026-11-20 11:00:00+00'
+        FROM generate_series(1, 40) AS i, (VALUES (1), (3)) AS t(v) WHERE v = 3 OR i % 10 = 0""")
+    from levered_server.services.training_sql import cell_stats
+
+    stats, scanned, reward_type = cell_stats(runtime=org.server.runtime, org_id=org.id,
+                                             optimization_id=opt["id"])
+    assert reward_type == "bool" and scanned == 80 + 44
+    assert stats.context_factors == ("country", "device_type")
+    assert set(stats.context_levels[0]) == {"US", "DE"}
+    assert set(stats.context_levels[1]) == {"mobile", None}
+    assert stats.observations == 80 and stats.sums["reward_sum"].sum() == 44
+    assert stats.sums["ipw_weight_sum"].sum() == pytest.approx(160)
+    assert stats.sums["users"].sum() == 80

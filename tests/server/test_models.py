@@ -1,4 +1,4 @@
-"""API.md 8 with the uniform policy: list, show, state, train (no version yet), delete."""
+"""API.md 8: list, show, untrained state, train below the burn-in, delete."""
 
 from __future__ import annotations
 

@@ -160,12 +160,12 @@ def test_results_measured_lift_counts_live_users(org, server):
 
 
 def test_measured_lift_test_vectors():
-    from levered_server.engine.measured import Arm, measured_lift, sample_ratio
+    from levered_server.engine.holdout import ArmStats, measured_lift, sample_ratio
 
-    lift = measured_lift(Arm(290, 29, 29), Arm(2710, 330, 330), boolean=True)
-    assert lift["lift_percent"] == pytest.approx(21.7712, abs=1e-4)
-    assert lift["lift_ci"] == pytest.approx([-22.0403, 65.5828], abs=1e-4)
-    assert lift["p_value"] == pytest.approx(0.3301, abs=1e-4)
+    lift = measured_lift(ArmStats(290, 29, 29), ArmStats(2710, 330, 330), boolean=True)
+    assert lift.lift_percent == pytest.approx(21.7712, abs=1e-4)
+    assert lift.lift_ci == pytest.approx((-22.0403, 65.5828), abs=1e-4)
+    assert lift.p_value == pytest.approx(0.3301, abs=1e-4)
     srm = sample_ratio(290, 2710, 0.1)
-    assert srm["p_value"] == pytest.approx(0.5428, abs=1e-4) and srm["ok"] is True
-    assert measured_lift(Arm(0, 0, 0), Arm(5, 1, 1), boolean=True)["holdout_rate"] is None
+    assert srm.p_value == pytest.approx(0.5428, abs=1e-4) and srm.ok is True
+    assert measured_lift(ArmStats(0, 0, 0), ArmStats(5, 1, 1), boolean=True).holdout_rate is None

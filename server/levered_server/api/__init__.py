@@ -1,8 +1,19 @@
 """HTTP layer: one thin router per resource."""
 
-from levered_server.api import health, identity, ingest, metrics, models, optimizations, serve, warehouse
+from levered_server.api import (
+    health,
+    identity,
+    ingest,
+    metrics,
+    models,
+    oauth,
+    oauth_pages,
+    optimizations,
+    serve,
+    warehouse,
+)
 
 # `serve` first: its `/best-variant` must win over `/{optimization_id}`.
 ROUTERS = [health.router, identity.router, metrics.router, serve.router,
            optimizations.router, models.router, ingest.router,
-           warehouse.router]
+           warehouse.router, oauth.router, oauth_pages.router]

@@ -136,18 +136,3 @@ def _derived_id(opt: Optimization, row: dict[str, Any], exposed: dt.datetime) ->
                                 row["variant_number"])
     name = f"{opt.id}|{row['anonymous_id']}|{iso_ms(exposed)}|{design.variant_key(variant)}"
     return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
-
-
-def training_totals(*, runtime: Any, org_id: str, optimization_id: str) -> dict[str, Any]:
-    """Observation count and attributed reward sum (what training reads, as aggregates)."""
-    driver, _opt, metric, sql, params = prepare(runtime, org_id, optimization_id)
-    reward = "CASE WHEN att.n > 0 THEN 1 ELSE 0 END" if metric.reward_type == "bool" \
-        else "coalesce(att.total, 0)"
-    with translated(driver.provider, rejected=WarehouseError,
-                    rejected_prefix="The training query failed"):
-        row = driver.query(sql + f"""
-SELECT count(*) AS n, coalesce(sum({reward}), 0) AS reward_sum
-FROM e LEFT JOIN att ON att.exp_row = e.exp_row""", limit=1, params=params,
-                           timeout=runtime.settings.query_timeout_seconds).rows[0]
-    return {"observations": int(row["n"]), "reward_sum": float(row["reward_sum"]),
-            "rows_scanned": None}

@@ -102,7 +102,8 @@ def authenticate(*, store: Store, authorization: str | None, x_api_key: str | No
 
 def me(*, store: Store, caller: Caller) -> dict[str, Any]:
     """The body of `GET /api/v2/me`."""
-    with store.session(caller.organization_id) as s:
+    with store.system_session() as s:
+        # Unscoped: a user may act in an organization through a membership (OAuth login).
         org = s.get(Organization, caller.organization_id)
         user = s.get(User, caller.user_id) if caller.user_id else None
         assert org is not None

@@ -263,6 +263,8 @@ def ingest(*, runtime: Any, caller: Caller, driver: Any, events: list[Any], kind
         log.exception("ingesting %d %s failed", len(rows), kind)
         raise Unavailable("Writing the events failed; nothing was written. Retry the batch.") \
             from None
+    if rows and getattr(runtime, "trainer", None) is not None:
+        runtime.trainer.new_data(org_id)
     return {"accepted": len(rows), "duplicates": duplicates, "rejected": rejected}
 
 

@@ -8,9 +8,12 @@ from typing import Any
 from sqlalchemy import select
 
 from levered_server.clock import canonical_uuid, iso_s, utcnow
+from levered_server.engine.policy import PolicySettings
+from levered_server.engine.stats import CellStats
+from levered_server.engine.train import TrainOutcome
 from levered_server.errors import Conflict, FieldErrors, NotFound, OptimizationNotLive, TrainingInProgress
 from levered_server.schemas.optimizations import TrainRequest
-from levered_server.services import attribution, design
+from levered_server.services import design, training_sql, versions
 from levered_server.services.optimizations import get_row as get_optimization
 from levered_server.services.optimizations import new_model
 from levered_server.store.models import Model, Optimization
@@ -136,10 +139,10 @@ def _check_bias(bias: dict[str, Any], opt: Optimization) -> dict[str, float]:
 
 def train(*, runtime: Any, org_id: str, model_id: str, body: TrainRequest,
           trigger: str = "manual") -> dict[str, Any]:
-    """Pull observations and update the model (8.5).
+    """Pull cell statistics from the warehouse, fit, publish version + 1 (8.1, 8.5).
 
-    Until the engine lands no posterior is fitted: every run counts the observations and
-    their mean reward in the warehouse and publishes no version (`outcome: skipped`).
+    Below the burn-in minimum the run is recorded as `skipped` and nothing is published; a
+    failing run marks the model `failed` and the previous version keeps serving.
     """
     with runtime.store.session(org_id) as s:
         model, opt = _get(s, model_id)
@@ -147,38 +150,72 @@ def train(*, runtime: Any, org_id: str, model_id: str, body: TrainRequest,
             raise OptimizationNotLive("The optimization is archived.",
                                       details={"status": "archived"})
         bias = _check_bias(body.bias, opt) if body.bias is not None else None
+        bias_now = bias if bias is not None else dict(model.bias or {})
     with _TRAINING_LOCK:
         if model.id in _TRAINING:
             raise TrainingInProgress("A training of this model is running.")
         _TRAINING.add(model.id)
     started = utcnow()
     try:
+        scheduler = getattr(runtime, "trainer", None)
+        if scheduler is not None:
+            scheduler.ran(opt.id)
         try:
-            stats = attribution.training_totals(runtime=runtime, org_id=org_id,
-                                                optimization_id=opt.id)
+            stats, scanned, reward_type = training_sql.cell_stats(
+                runtime=runtime, org_id=org_id, optimization_id=opt.id)
+            knobs = versions.policy_settings(runtime.settings)
+            outcome = versions.fit(model_id=model.id, version=model.version + 1,
+                                   model_type=model.model_type, reward_type=reward_type,
+                                   opt=opt, stats=stats, bias=bias_now, knobs=knobs)
         except Exception as exc:
             _record_failure(runtime, org_id, model.id, started, trigger, exc, bias)
             raise
-        run = {"started_at": iso_s(started), "finished_at": iso_s(utcnow()),
-               "outcome": "skipped", "trigger": trigger, "observations": stats["observations"],
-               "rows_scanned": stats.get("rows_scanned"), "error": None}
-        with runtime.store.session(org_id) as s:
-            row = s.get(Model, model.id)
-            assert row is not None
-            row.last_run = run
-            if bias is not None:
-                row.bias = bias
-            row.updated_at = utcnow()
-            result = {"status": row.status, "version": row.version,
-                      "trained_at": iso_s(row.trained_at)}
+        result = _publish(runtime, org_id, model.id, opt, outcome, started, trigger, scanned,
+                          stats, bias, bias_now, knobs)
     finally:
         with _TRAINING_LOCK:
             _TRAINING.discard(model.id)
-    n = stats["observations"]
-    return {"model_id": model.id, "status": result["status"], "version": result["version"],
-            "trained_at": result["trained_at"], "observations": n,
-            "in_sample_metrics": {"historic_reward": stats["reward_sum"] / n if n else None,
-                                  "expected_reward": None}}
+    expected = result.pop("expected_reward")
+    return {"model_id": model.id, **result, "observations": outcome.observations,
+            "in_sample_metrics": {"historic_reward": outcome.historic_reward,
+                                  "expected_reward": expected}}
+
+
+def _publish(runtime: Any, org_id: str, model_id: str, opt: Optimization,
+             outcome: TrainOutcome, started: Any, trigger: str, scanned: int | None,
+             stats: CellStats, bias: dict[str, float] | None, bias_now: dict[str, float],
+             knobs: PolicySettings) -> dict[str, Any]:
+    now = utcnow()
+    run = {"started_at": iso_s(started), "finished_at": iso_s(now),
+           "outcome": "succeeded" if outcome.published else "skipped", "trigger": trigger,
+           "observations": outcome.observations, "rows_scanned": scanned, "error": None}
+    with runtime.store.session(org_id) as s:
+        row = s.get(Model, model_id)
+        if row is None or row.deleted_at is not None:
+            raise NotFound("Model not found.")
+        row.last_run = run
+        if bias is not None:
+            row.bias = bias
+        expected = None
+        if outcome.version is not None:
+            row.version += 1
+            row.state = versions.state_json(outcome.version, stats=stats, bias=bias_now,
+                                            holdout_share=opt.holdout_percentage / 100,
+                                            knobs=knobs)
+            row.trained_at = now
+            row.status = "trained"
+            row.error = None
+            expected = row.state["expected_reward"]
+        elif row.status == "failed":  # this run did not fail: the last good version stands
+            row.status = "trained" if row.version > 0 else "untrained"
+            row.error = None
+        row.updated_at = now
+        result = {"status": row.status, "version": row.version,
+                  "trained_at": iso_s(row.trained_at), "expected_reward": expected}
+    if outcome.version is not None:
+        runtime.versions.put(model_id, result["version"], outcome.version)
+        runtime.serve_cache.invalidate(opt.id)
+    return result
 
 
 def _record_failure(runtime: Any, org_id: str, model_id: str, started: Any, trigger: str,

@@ -1,7 +1,7 @@
 """Results of an optimization (API.md 6.6): counts from the warehouse, posterior from the model.
 
 Counts, time series, measured lift and the SRM check are aggregated inside the warehouse.
-Until the engine lands the model is untrained: posterior fields are null/uniform.
+Posterior fields come from the current model version's state (null/uniform while untrained).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from levered_server.clock import iso_s, utcnow
-from levered_server.engine.measured import Arm, measured_lift, sample_ratio
+from levered_server.engine.holdout import ArmStats, measured_lift, sample_ratio
 from levered_server.errors import WarehouseError
 from levered_server.services import design
 from levered_server.services.attribution import prepare
@@ -21,6 +21,8 @@ from levered_server.services.warehouse_calls import translated
 from levered_server.store.models import StatusChange
 
 MAX_DAYS = 366
+STATS_FIELDS = ("estimated_improvement_percent", "estimated_improvement_interval",
+                "best_vs_baseline_percent", "best_vs_baseline_interval", "estimated_progress")
 
 
 def _live_condition(changes: list[StatusChange], now: dt.datetime) -> str:
@@ -90,21 +92,33 @@ def _shape(opt: Any, model: Any, metric: Any, per_variant: list[dict[str, Any]],
     servable = design.servable_variants(factors, opt.excluded_combinations)
     k, keep = len(servable), 1 - opt.holdout_percentage / 100
     counts = {r["variant_number"]: r for r in per_variant}
+    trained = model is not None and model.version > 0
+    saved = (model.state or {}) if trained else {}
+    posterior = {v["number"]: v for v in saved.get("variants", [])}
     variants = []
     for number, variant in servable:
         c = counts.get(number, {})
         n, conv, total = c.get("exposures", 0), c.get("conversions") or 0, c.get("reward_sum")
+        p = posterior.get(number, {})
         variants.append({
             "number": number, "variant": variant, "variant_key": design.variant_key(variant),
             "exposures": n, "conversions": int(conv), "reward_sum": float(total or 0),
-            "rate": float(total or 0) / n if n else None, "expected_reward_mean": None,
-            "expected_reward_lo": None, "expected_reward_hi": None, "prob_best": 1 / k,
-            "weight": keep / k, "allocation": 1 / k})
-    by_arm = {bool(r["holdout"]): Arm(int(r["n"]), float(r["total"] or 0),
-                                      float(r["total_sq"] or 0)) for r in arms}
-    holdout, optimized = by_arm.get(True, Arm(0, 0, 0)), by_arm.get(False, Arm(0, 0, 0))
-    lift = measured_lift(holdout, optimized, boolean=metric.reward_type == "bool")
-    trained = model is not None and model.version > 0
+            "rate": float(total or 0) / n if n else None,
+            "expected_reward_mean": p.get("expected_reward_mean"),
+            "expected_reward_lo": p.get("expected_reward_lo"),
+            "expected_reward_hi": p.get("expected_reward_hi"),
+            "prob_best": p.get("prob_best", 1 / k), "weight": p.get("weight", keep / k),
+            "allocation": p.get("allocation", 1 / k)})
+    by_arm = {bool(r["holdout"]): ArmStats(int(r["n"]), float(r["total"] or 0),
+                                           float(r["total_sq"] or 0)) for r in arms}
+    holdout = by_arm.get(True, ArmStats(0, 0, 0))
+    optimized = by_arm.get(False, ArmStats(0, 0, 0))
+    m = measured_lift(holdout, optimized, boolean=metric.reward_type == "bool")
+    lift = {"holdout_rate": m.holdout_rate, "holdout_exposures": m.holdout_exposures,
+            "optimization_rate": m.optimization_rate,
+            "optimization_exposures": m.optimization_exposures, "lift_percent": m.lift_percent,
+            "lift_ci": list(m.lift_ci) if m.lift_ci is not None else None, "p_value": m.p_value}
+    srm = sample_ratio(holdout.users, optimized.users, opt.holdout_percentage / 100)
     return {
         "optimization_id": opt.id, "status": opt.status,
         "model_id": model.id if trained else None,
@@ -115,13 +129,16 @@ def _shape(opt: Any, model: Any, metric: Any, per_variant: list[dict[str, Any]],
         "conversion_window_hours": opt.training_data_config["attribution"][
             "conversion_window_hours"],
         "variants": variants,
-        "stats": {"estimated_improvement_percent": None, "estimated_improvement_interval": None,
-                  "best_vs_baseline_percent": None, "best_vs_baseline_interval": None,
-                  "estimated_progress": None},
+        "stats": saved.get("stats", dict.fromkeys(STATS_FIELDS)),
         "primary_metric_vs_holdout": {"metric_name": metric.name, **lift},
-        "srm": sample_ratio(holdout.n, optimized.n, opt.holdout_percentage / 100),
+        "srm": {"p_value": srm.p_value, "ok": srm.ok,
+                "expected": {"holdout": srm.expected_holdout, "optimized": srm.expected_optimized},
+                "observed": {"holdout": srm.observed_holdout,
+                             "optimized": srm.observed_optimized}},
         "time_series": _series(daily, factors),
-        "factor_importance": [], "interaction_importance": None, "context_importance": [],
+        "factor_importance": saved.get("factor_importance", []),
+        "interaction_importance": saved.get("interaction_importance"),
+        "context_importance": saved.get("context_importance", []),
     }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from levered_server.services import design
+from levered_server.services.versions import Serving, VersionCache
 from levered_server.store.models import Model, Optimization, WarehouseConnection
 
 TTL = 2.0
@@ -35,6 +36,7 @@ class Snapshot:
     model_version: int
     managed: bool
     loaded_at: float
+    policy: Serving | None = None
 
     def render(self, number: int) -> tuple[dict[str, Any], str]:
         """The variant object and key of a number."""
@@ -44,8 +46,9 @@ class Snapshot:
 class ServeCache:
     """Snapshots by optimization id."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, versions: VersionCache | None = None) -> None:
         self.store = store
+        self.versions = versions or VersionCache()
         self._items: dict[str, Snapshot] = {}
         self._lock = threading.Lock()
 
@@ -92,4 +95,4 @@ class ServeCache:
                 has_model=model is not None,
                 model_version=model.version if model is not None else 0,
                 managed=conn is not None and conn.provider == "duckdb",
-                loaded_at=time.monotonic())
+                loaded_at=time.monotonic(), policy=self.versions.get(model, opt))

@@ -92,8 +92,12 @@ def decide(*, runtime: Any, optimization_id: str, request: dict[str, Any],
         if locked is not None:
             number, propensity = locked
         else:
-            alloc = uniform.allocation(list(snap.variants), runtime.settings.exploration_share)
-            number, propensity = uniform.draw(alloc, _RNG)
+            if snap.policy is not None:
+                number, propensity = snap.policy.choose(context, _RNG)
+            else:
+                alloc = uniform.allocation(list(snap.variants),
+                                           runtime.settings.exploration_share)
+                number, propensity = uniform.draw(alloc, _RNG)
             if not dry:
                 number, propensity = runtime.locks.put({
                     "organization_id": snap.organization_id, "optimization_id": snap.id,
@@ -104,6 +108,8 @@ def decide(*, runtime: Any, optimization_id: str, request: dict[str, Any],
               "variant_number": number, "variant_key": key, "in_holdout": holdout,
               "propensity": propensity, "model_version": snap.model_version,
               "exposure_id": None if dry else new_id()}
+    if not dry and runtime.trainer is not None:
+        runtime.trainer.served(snap.id)
     if record_exposure and not dry and snap.managed:
         # The server never writes to a bring-your-own warehouse.
         _record(runtime, snap.organization_id, result, context)

@@ -166,3 +166,114 @@ class WarehouseConnection(OrgOwned, Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     __table_args__ = (UniqueConstraint("organization_id", name="uq_connection_org"),)
+
+
+# --- OAuth login (API.md 4): read and written only by `levered_server.auth`. ---
+
+
+class Membership(Base):
+    """A user's access to an organization besides the one in `users.organization_id`."""
+
+    __tablename__ = "memberships"
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id"), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(36), ForeignKey("organizations.id"),
+                                                 primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class TokenFamily(Base):
+    """One login: every token descended from it is revoked together (4.1)."""
+
+    __tablename__ = "oauth_token_families"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(36), ForeignKey("organizations.id"),
+                                                 index=True)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id"))
+    client_id: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(100))
+    grant_type: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class IssuedAccessToken(Base):
+    """Which login an access token descends from."""
+
+    __tablename__ = "oauth_issued_access_tokens"
+    access_token_id: Mapped[str] = mapped_column(String(36), ForeignKey("access_tokens.id"),
+                                                 primary_key=True)
+    family_id: Mapped[str] = mapped_column(String(36), ForeignKey("oauth_token_families.id"),
+                                           index=True)
+
+
+class RefreshToken(Base):
+    """A refresh token (`lvr_`), hashed; `rotated_at` is set when it is used once."""
+
+    __tablename__ = "oauth_refresh_tokens"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    family_id: Mapped[str] = mapped_column(String(36), ForeignKey("oauth_token_families.id"),
+                                           index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    rotated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AuthorizationCode(Base):
+    """An authorization code, hashed, single use, bound to redirect URI and PKCE challenge."""
+
+    __tablename__ = "oauth_authorization_codes"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    redirect_uri: Mapped[str] = mapped_column(String(300))
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    code_challenge_method: Mapped[str] = mapped_column(String(10))
+    scope: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id"))
+    organization_id: Mapped[str] = mapped_column(String(36), ForeignKey("organizations.id"))
+    family_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class DeviceCode(Base):
+    """A device authorization (RFC 8628): `status` pending → approved | denied → used."""
+
+    __tablename__ = "oauth_device_codes"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    device_code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_code: Mapped[str] = mapped_column(String(8), unique=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    interval: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    organization_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_polled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class BrowserSession(Base):
+    """A session of the login pages: cookie hashed, CSRF token, user once logged in."""
+
+    __tablename__ = "browser_sessions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class LoginFailure(Base):
+    """A failed login, by account (`email:`) and by client IP (`ip:`), for throttling."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key: Mapped[str] = mapped_column(String(400))
+    failed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    __table_args__ = (Index("ix_login_failures_key_time", "key", "failed_at"),)

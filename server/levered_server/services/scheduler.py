@@ -1,0 +1,144 @@
+"""Automatic training (API.md 8.1): a background thread of the server process.
+
+A `live` optimization with new data is trained when `LEVERED_TRAIN_INTERVAL_MINUTES` have passed
+since its last run, or as soon as `LEVERED_TRAIN_EVERY_SERVES` non-dry-run serves were answered
+since then. New data = serves or ingested events since the last run (a bring-your-own warehouse
+is filled behind our back, so it always counts as new). Serving only bumps a counter; training
+runs on this thread, one model at a time, and never blocks a request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from levered_server.clock import as_utc
+from levered_server.errors import TrainingInProgress
+from levered_server.schemas.optimizations import TrainRequest
+from levered_server.store.models import Model, Optimization, WarehouseConnection
+
+log = logging.getLogger("levered_server.training")
+
+
+class Trainer:
+    """Decides which models are due and trains them, one at a time."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.interval = float(runtime.settings.train_interval_minutes) * 60
+        self.every = int(runtime.settings.train_every_serves)
+        self._serves: dict[str, int] = {}
+        self._last: dict[str, float] = {}
+        self._dirty: dict[str, float] = {}
+        self._started = time.monotonic()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the thread: warm the serving policies, then train what is due."""
+        self._thread = threading.Thread(target=self._loop, name="levered-trainer", daemon=True)
+        self._thread.start()
+
+    def stop(self, wait: float = 60.0) -> None:
+        """Stop after the run in progress, if any."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(wait)
+
+    def served(self, optimization_id: str) -> None:
+        """Count one non-dry-run serve (the hot path: a dict update, maybe a wake-up)."""
+        n = self._serves.get(optimization_id, 0) + 1
+        self._serves[optimization_id] = n
+        if 0 < self.every <= n:
+            self._wake.set()
+
+    def new_data(self, organization_id: str) -> None:
+        """Ingested events may change every optimization of the organization."""
+        self._dirty[organization_id] = time.monotonic()
+
+    def ran(self, optimization_id: str) -> None:
+        """A run (of any trigger) starts now: its data is no longer new."""
+        self._serves[optimization_id] = 0
+        self._last[optimization_id] = time.monotonic()
+
+    def warm(self) -> None:
+        """Load the serving snapshots of live optimizations, so that rebuilding a trained
+        version's policy after a restart happens here and not in a serve request."""
+        with self.runtime.store.system_session() as s:
+            ids = list(s.scalars(select(Optimization.id).where(Optimization.status == "live")))
+        for optimization_id in ids:
+            if self._stop.is_set():
+                return
+            try:
+                self.runtime.serve_cache.get(optimization_id)
+            except Exception:  # noqa: BLE001 - serving will try again and report it
+                log.exception("cannot load the policy of optimization %s", optimization_id)
+
+    def _loop(self) -> None:
+        tick = min(30.0, max(0.2, self.interval / 4)) if self.interval > 0 else 30.0
+        self.warm()
+        while not self._stop.is_set():
+            self._wake.wait(tick)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            if self.interval <= 0 and self.every <= 0:
+                continue
+            try:
+                self.run_due()
+            except Exception:  # noqa: BLE001 - the thread must survive a bad round
+                log.exception("automatic training round failed")
+
+    def due(self) -> list[tuple[str, str, str]]:
+        """(organization id, model id, trigger) of the models to train now."""
+        now = time.monotonic()
+        out = []
+        with self.runtime.store.system_session() as s:
+            rows = s.execute(select(Optimization, Model).join(
+                Model, Model.id == Optimization.model_id).where(
+                Optimization.status == "live", Model.deleted_at.is_(None))).all()
+            managed = {c.organization_id for c in s.scalars(select(WarehouseConnection).where(
+                WarehouseConnection.provider == "duckdb")).all()}
+            for opt, model in rows:
+                serves = self._serves.get(opt.id, 0)
+                if 0 < self.every <= serves:
+                    out.append((opt.organization_id, model.id, "serves"))
+                    continue
+                last = self._last.get(opt.id)
+                if last is None:
+                    last = self._since(model, now)
+                fresh = (serves > 0 or opt.organization_id not in managed
+                         or self._dirty.get(opt.organization_id, -1.0) > last)
+                if self.interval > 0 and fresh and now - last >= self.interval:
+                    out.append((opt.organization_id, model.id, "schedule"))
+        return out
+
+    @staticmethod
+    def _since(model: Model, now: float) -> float:
+        # The last run recorded by any process (else the model's creation), on this clock.
+        started = (model.last_run or {}).get("started_at")
+        when = (dt.datetime.fromisoformat(started.replace("Z", "+00:00")) if started
+                else as_utc(model.created_at))
+        return now - max((dt.datetime.now(dt.UTC) - when).total_seconds(), 0.0)
+
+    def run_due(self) -> None:
+        """Train every due model, stopping early on shutdown."""
+        from levered_server.services import models
+
+        for org_id, model_id, trigger in self.due():
+            if self._stop.is_set():
+                return
+            try:
+                models.train(runtime=self.runtime, org_id=org_id, model_id=model_id,
+                             body=TrainRequest(), trigger=trigger)
+            except TrainingInProgress:
+                continue
+            except Exception as exc:  # noqa: BLE001 - recorded on the model as a failed run
+                log.warning("automatic training of model %s failed: %s", model_id, exc)
