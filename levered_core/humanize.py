@@ -62,11 +62,14 @@ def bar(value: float | None, width: int = BAR_WIDTH) -> str:
 
 
 def number(value: Any, digits: int = 4) -> str:
-    """A number with at most ``digits`` significant decimals; ``-`` for null."""
+    """A number with at most ``digits`` decimals, never in exponent form; ``-`` for null."""
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.{digits}g}"
+        if abs(value) >= 10 ** digits:
+            return f"{value:.{digits}g}"
+        text = f"{value:.{digits}f}".rstrip("0").rstrip(".")
+        return "0" if text in ("-0", "") else text  # fixed point: rates read badly as 3.1e-05
     return str(value)
 
 

@@ -158,13 +158,16 @@ def optimizations(s: Session, url: str, key: str, metric_id: str) -> None:
     s.heading("Serving")
     s.section("serve")
     s.run("serve", short, "--anonymous-id", "user-42", "--context", '{"country": "US", "device_type": "mobile"}')
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    rewards = []
+    converted = []
     for i in range(150):
         served = api(url, key, "POST", f"/api/v2/optimizations/{opt['id']}/serve", {"anonymous_id": f"v{i}"})
         if (served["variant_number"] + i) % 4 == 0:
-            rewards.append({"anonymous_id": served["anonymous_id"], "name": "signup", "timestamp": now})
-    api(url, key, "POST", "/api/v2/ingest/rewards", {"events": rewards})
+            converted.append(served["anonymous_id"])
+    # Conversions come after the exposures they are credited to (last-touch attribution).
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    rewards = [{"anonymous_id": user, "name": "signup", "timestamp": now} for user in converted]
+    ingested = api(url, key, "POST", "/api/v2/ingest/rewards", {"events": rewards})
+    assert ingested["accepted"] == len(rewards) and not ingested["rejected"], ingested
     s.heading("Models")
     s.section("models list")
     s.run("models", "list")
@@ -175,6 +178,8 @@ def optimizations(s: Session, url: str, key: str, metric_id: str) -> None:
     s.heading("Results")
     s.section("optimizations results")
     s.run("optimizations", "results", short)
+    s.section("dashboard", "Interactive (Textual); `--once` prints one frame, for scripts:")
+    s.run("dashboard", "--once")
     s.section("optimizations observations")
     s.run("optimizations", "observations", short, "--size", "5")
     s.section("optimizations update")
