@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 BAR_WIDTH = 20
@@ -66,10 +67,12 @@ def number(value: Any, digits: int = 4) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        if abs(value) >= 10 ** digits:
+        if value == 0 or abs(value) >= 10 ** digits:
             return f"{value:.{digits}g}"
-        text = f"{value:.{digits}f}".rstrip("0").rstrip(".")
-        return "0" if text in ("-0", "") else text  # fixed point: rates read badly as 3.1e-05
+        # ``digits`` significant figures in fixed point (rates read badly as 3.1e-05), at most 6 decimals.
+        decimals = min(6, max(0, digits - 1 - math.floor(math.log10(abs(value)))))
+        text = f"{value:.{decimals}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
     return str(value)
 
 
