@@ -11,20 +11,15 @@ import asyncio
 import dataclasses
 import datetime as dt
 import io
-import json
 import pathlib
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 
 from levered_core.testing import CliRun, run_cli
+from tests.live_server import LiveServer
 
 SQL = "SELECT anonymous_id, timestamp_utc FROM rewards WHERE name = 'signup' AND timestamp_utc >= @start_date"
 HERO = {"name": "Landing page hero", "model_type": "cmab", "holdout_percentage": 10, "training_data_config": {
@@ -35,60 +30,11 @@ PRICING = {"name": "Pricing page CTA", "model_type": "mab", "holdout_percentage"
     "design_factors": [{"name": "cta_text", "levels": ["Start free trial", "See plans"]}]}}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclasses.dataclass
-class Server:
+class Server(LiveServer):
     """A running ``levered-server``, an API key, and the IDs of the seeded optimizations."""
 
-    url: str
-    port: int
-    data_dir: pathlib.Path
-    api_key: str = ""
-    process: subprocess.Popen[bytes] | None = None
     ids: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-
-    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """Call the API directly (to set up data)."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"null")
-
-    def start(self) -> None:
-        """Start (or restart) the server process on its port and wait for ``/healthz``."""
-        executable = pathlib.Path(sys.executable).with_name("levered-server")
-        env = {"PATH": "/usr/bin:/bin", "LEVERED_HOME": str(self.data_dir / "home"),
-               "LEVERED_RATE_LIMIT_PER_MINUTE": "0", "LEVERED_SERVE_RATE_LIMIT_PER_MINUTE": "0",
-               "LEVERED_MIN_TRAIN_OBSERVATIONS": "10"}
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - the child writes to it
-        self.process = subprocess.Popen([str(executable), "--port", str(self.port), "--data-dir",
-                                         str(self.data_dir / "data")], stdout=log, stderr=subprocess.STDOUT, env=env)
-        log.close()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(self.url + "/healthz", timeout=1).close()
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((self.data_dir / "server.log").read_text()) from None
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        """Stop the server process."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
 
     def serve(self, optimization: str, visitors: range, convert_every: int = 4, **body: Any) -> int:
         """Serve ``visitors`` and ingest a sign-up for every ``convert_every``-th; return exposures."""
@@ -99,7 +45,8 @@ class Server:
                                       {"anonymous_id": f"{optimization[:4]}-{i}", **body})
             assert status == 200, answer
             served.append(answer)
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        # Conversions come after their exposures (last-touch attribution): stamp to the microsecond.
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
         events = [{"anonymous_id": s["anonymous_id"], "name": "signup", "timestamp": now}
                   for s in served[::convert_every]]
         status, answer = self.api("POST", "/api/v2/ingest/rewards", {"events": events})
@@ -109,12 +56,7 @@ class Server:
 
 def start_server(data_dir: pathlib.Path) -> Server:
     """Start a fresh server in ``data_dir`` and seed two optimizations with traffic."""
-    port = free_port()
-    server = Server(f"http://127.0.0.1:{port}", port, data_dir)
-    server.start()
-    from levered_server.bootstrap import create_api_key
-
-    server.api_key = create_api_key(data_dir=data_dir / "data")["secret"]
+    server = Server.launch(data_dir)
     status, metric = server.api("POST", "/api/v2/warehouse/metrics", {
         "name": "Sign-ups", "sql": SQL,
         "column_mapping": {"anonymous_id": "anonymous_id", "timestamp": "timestamp_utc"}})

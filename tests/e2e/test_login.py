@@ -71,6 +71,16 @@ def _wait(driver: Any, by: str, value: str, timeout: float = 20) -> Any:
         expected_conditions.presence_of_element_located((by, value)))
 
 
+def _submit(driver: Any, by: str, value: str, timeout: float = 30) -> None:
+    """Click a submit button and wait until its page is gone (else the next lookup may find the old page)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    button = driver.find_element(by, value)
+    button.click()
+    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(button))
+
+
 def _wait_text(driver: Any, text: str, timeout: float = 20) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -98,17 +108,17 @@ def test_browser_login_then_whoami_and_an_api_call(server, browser, tmp_path):
     _shoot(browser, "login-signin")
     browser.find_element(By.ID, "email").send_keys("ada@acme.test")
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
-    browser.find_element(By.ID, "sign-in").click()
+    _submit(browser, By.ID, "sign-in")
     # Ada belongs to two organizations: the picker, then the consent naming the choice.
     _wait(browser, By.ID, "org-form")
     labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "fieldset label")]
     assert labels == ["Acme", "Default"]
     browser.find_element(By.CSS_SELECTOR, "fieldset label:first-child input").click()
-    browser.find_element(By.ID, "continue").click()
+    _submit(browser, By.ID, "continue")
     question = _wait(browser, By.ID, "consent-question").text
     assert question == "Authorize the Levered CLI to act as ada@acme.test in Acme?"
     _shoot(browser, "login-consent")
-    browser.find_element(By.ID, "approve").click()
+    _submit(browser, By.ID, "approve")
     _wait_text(browser, "You can close this tab")
 
     code, out, err = login.finish()
@@ -145,13 +155,13 @@ def test_device_login(server, browser, tmp_path):
     browser.get(verification)
     _shoot(browser, "login-device")
     browser.find_element(By.ID, "user_code").send_keys(user_code.lower().replace("-", ""))
-    browser.find_element(By.ID, "submit-code").click()
+    _submit(browser, By.ID, "submit-code")
     _wait(browser, By.ID, "email").send_keys("bob@acme.test")
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
-    browser.find_element(By.ID, "sign-in").click()
+    _submit(browser, By.ID, "sign-in")
     question = _wait(browser, By.ID, "consent-question").text
     assert question == "Authorize the Levered CLI to act as bob@acme.test in Acme?"
-    browser.find_element(By.ID, "approve").click()
+    _submit(browser, By.ID, "approve")
     _wait_text(browser, "now logged in")
 
     code, out, err = login.finish(timeout=40)
