@@ -53,28 +53,81 @@ def _call(url: str, method: str, path: str, body: dict | None, key: str | None) 
         return json.loads(resp.read())
 
 
-def _setup(url: str, key: str) -> str:
+CONTEXT_LEVELS = {"device": ["mobile", "desktop", "tablet"], "region": ["eu", "us", "apac"]}
+
+
+def _context(i: int, with_context: bool) -> dict:
+    """The context a user always sends (3 x 3 cells), or {} without --context."""
+    if not with_context:
+        return {}
+    return {"device": CONTEXT_LEVELS["device"][i % 3],
+            "region": CONTEXT_LEVELS["region"][(i // 3) % 3]}
+
+
+def _design(binary_factors: int) -> list[dict]:
+    if binary_factors:
+        return [{"name": f"f{j}", "levels": ["a", "b"]} for j in range(binary_factors)]
+    return [{"name": "headline", "levels": ["a", "b", "c"]},
+            {"name": "cta", "levels": ["x", "y"]}]
+
+
+def _setup(url: str, key: str, model_type: str = "mab", binary_factors: int = 0,
+           with_context: bool = False) -> str:
     metric = _call(url, "POST", "/api/v2/warehouse/metrics", {
         "name": "bench", "sql": "SELECT anonymous_id, timestamp_utc FROM rewards",
         "column_mapping": {"anonymous_id": "anonymous_id", "timestamp": "timestamp_utc"}}, key)
+    config: dict = {"design_factors": _design(binary_factors)}
+    if with_context:
+        config["context_factors"] = [{"name": n, "levels": lv}
+                                     for n, lv in CONTEXT_LEVELS.items()]
     opt = _call(url, "POST", "/api/v2/optimizations", {
-        "name": "bench", "model_type": "mab", "reward_metric_id": metric["id"],
-        "holdout_percentage": 10, "training_data_config": {"design_factors": [
-            {"name": "headline", "levels": ["a", "b", "c"]},
-            {"name": "cta", "levels": ["x", "y"]}]}}, key)
+        "name": "bench", "model_type": model_type, "reward_metric_id": metric["id"],
+        "holdout_percentage": 10, "training_data_config": config}, key)
     return str(opt["id"])
 
 
+def _warm_and_train(url: str, key: str, opt_id: str, binary_factors: int,
+                    with_context: bool, exposures: int) -> dict:
+    """Ingest `exposures` random exposures (~3 % rewarded, through the public ingest API),
+    then train the optimization's model once; returns the train result."""
+    import random
+    rng = random.Random(7)
+    design = _design(binary_factors)
+    events, rewards = [], []
+    for i in range(exposures):
+        user = f"warm-{i}"
+        events.append({"anonymous_id": user, "optimization_id": opt_id,
+                       "variant": {f["name"]: rng.choice(f["levels"]) for f in design},
+                       "context": _context(i, with_context)})
+        if rng.random() < 0.03:
+            rewards.append({"anonymous_id": user, "name": "bench", "value": 1})
+    for kind, batch in (("exposures", events), ("rewards", rewards)):
+        for j in range(0, len(batch), 500):
+            got = _call(url, "POST", f"/api/v2/ingest/{kind}", {"events": batch[j:j + 500]},
+                        key)
+            if got.get("rejected"):
+                sys.exit(f"ingest of {kind} rejected events: {got['rejected'][:3]}")
+    model_id = _call(url, "GET", f"/api/v2/optimizations/{opt_id}", None, key)["model_id"]
+    req = urllib.request.Request(f"{url}/api/v2/models/{model_id}/train", method="POST",
+                                 data=b"{}", headers={"Content-Type": "application/json",
+                                                      "X-API-Key": key})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        return json.loads(resp.read())
+
+
 async def _worker(host: str, port: int, path: str, queue: asyncio.Queue,
-                  latencies: list[float], errors: list[int]) -> None:
+                  latencies: list[float], errors: list[int],
+                  with_context: bool = False, timeline: list | None = None) -> None:
+    timeline = timeline if timeline is not None else []
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while True:
             item = await queue.get()
             if item is None:
                 return
-            scheduled, user = item
-            body = json.dumps({"anonymous_id": user, "context": {}}).encode()
+            scheduled, user, ctx_i = item
+            body = json.dumps({"anonymous_id": user,
+                               "context": _context(ctx_i, with_context)}).encode()
             writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: "
                          f"application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
                          + body)
@@ -87,6 +140,7 @@ async def _worker(host: str, port: int, path: str, queue: asyncio.Queue,
                     length = int(line.split(b":")[1])
             await reader.readexactly(length)
             latencies.append(time.perf_counter() - scheduled)
+            timeline.append((scheduled, latencies[-1]))
             if status != 200:
                 errors.append(status)
     finally:
@@ -94,14 +148,16 @@ async def _worker(host: str, port: int, path: str, queue: asyncio.Queue,
 
 
 async def _load(url: str, opt_id: str, rate: int, seconds: float, connections: int,
-                users: int) -> dict:
+                users: int, with_context: bool = False) -> dict:
     parts = urlsplit(url)
     path = f"/api/v2/optimizations/{opt_id}/serve"
     queue: asyncio.Queue = asyncio.Queue()
     latencies: list[float] = []
     errors: list[int] = []
+    timeline: list[tuple[float, float]] = []
     workers = [asyncio.create_task(_worker(parts.hostname, parts.port or 80, path, queue,
-                                           latencies, errors)) for _ in range(connections)]
+                                           latencies, errors, with_context, timeline))
+               for _ in range(connections)]
     total = int(rate * seconds)
     start = time.perf_counter()
     for i in range(total):
@@ -109,7 +165,7 @@ async def _load(url: str, opt_id: str, rate: int, seconds: float, connections: i
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        queue.put_nowait((due, f"user-{i % users}"))
+        queue.put_nowait((due, f"user-{i % users}", i % users))
     for _ in workers:
         queue.put_nowait(None)
     await asyncio.gather(*workers)
@@ -119,7 +175,10 @@ async def _load(url: str, opt_id: str, rate: int, seconds: float, connections: i
     def pct(p: float) -> float:
         return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000
 
+    later = sorted(v for t, v in timeline if t >= start + 1.0)
+    p99_after_1s = later[min(len(later) - 1, int(0.99 * len(later)))] * 1000 if later else 0.0
     return {"rate": rate, "seconds": seconds, "requests": len(lat), "errors": len(errors),
+            "p99_after_first_s_ms": p99_after_1s,
             "achieved_rps": len(lat) / elapsed, "p50_ms": pct(0.50), "p90_ms": pct(0.90),
             "p99_ms": pct(0.99), "max_ms": lat[-1] * 1000,
             "mean_ms": statistics.fmean(lat) * 1000}
@@ -156,11 +215,19 @@ def main() -> None:
     p.add_argument("--url", help="an already running server (loopback only)")
     p.add_argument("--key", help="API key for --url")
     p.add_argument("--no-doc", action="store_true", help="do not update docs/server.md")
+    p.add_argument("--model-type", choices=["mab", "cmab"], default="mab")
+    p.add_argument("--binary-factors", type=int, default=0,
+                   help="design of N two-level factors (2^N variants) instead of 3 x 2")
+    p.add_argument("--context", action="store_true",
+                   help="context factors device x region (3 x 3); each user sends one cell")
+    p.add_argument("--train-exposures", type=int, default=0,
+                   help="ingest this many exposures (~3 %% rewarded) and train once before "
+                        "the load, so a published version serves")
     args = p.parse_args()
     if args.seconds > MAX_SECONDS or max(args.rate) > MAX_RATE or \
-            args.connections > MAX_CONNECTIONS:
+            args.connections > MAX_CONNECTIONS or args.train_exposures > 200_000:
         sys.exit(f"bounded: --seconds ≤ {MAX_SECONDS}, --rate ≤ {MAX_RATE}, "
-                 f"--connections ≤ {MAX_CONNECTIONS}")
+                 f"--connections ≤ {MAX_CONNECTIONS}, --train-exposures ≤ 200000")
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "server"))
     from levered_server import control
     from levered_server.bootstrap import create_api_key
@@ -174,24 +241,34 @@ def main() -> None:
     else:
         os.environ.setdefault("LEVERED_SERVE_RATE_LIMIT_PER_MINUTE", "0")
         os.environ.setdefault("LEVERED_ACCESS_LOG", "false")
+        if args.train_exposures:
+            os.environ.setdefault("LEVERED_RATE_LIMIT_PER_MINUTE", "0")
         settings = Settings(data_dir=data_dir, port=_free_port())
         key = create_api_key(data_dir=data_dir, name="bench")["secret"]
         url = control.start_background(settings, env=dict(os.environ))["url"]
         started = True
     try:
-        opt_id = _setup(url, key)
+        opt_id = _setup(url, key, args.model_type, args.binary_factors, args.context)
+        if args.train_exposures:
+            trained = _warm_and_train(url, key, opt_id, args.binary_factors, args.context,
+                                      args.train_exposures)
+            print(json.dumps({"trained": {k: trained.get(k) for k in
+                                          ("status", "version", "observations")}}))
         rows = [asyncio.run(_load(url, opt_id, rate, args.seconds, args.connections,
-                                  args.users)) for rate in args.rate]
+                                  args.users, args.context)) for rate in args.rate]
     finally:
         if started:
             control.stop(data_dir)
     for r in rows:
         print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}))
+    policy = ("uniform policy" if not args.train_exposures else
+              f"{args.model_type} policy trained once on {args.train_exposures} ingested "
+              f"exposures")
     note = (f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores "
             f"({platform.machine()}, Python {platform.python_version()}), one uvicorn worker, "
             f"SQLite state store, embedded DuckDB, access log off, {args.connections} "
             f"keep-alive connections, {args.seconds:g} s per rate, {args.users} distinct users "
-            f"(each user's first request writes its sticky lock), uniform policy; the load "
+            f"(each user's first request writes its sticky lock), {policy}; the load "
             f"generator runs on the same machine.")
     if not args.no_doc:
         _write_doc(rows, note)

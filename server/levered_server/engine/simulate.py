@@ -131,3 +131,73 @@ def cmab_learner(settings: policy.PolicySettings | None = None,
                          for codes in problem.context_codes])
 
     return learn
+
+
+def cell_counts(stats: CellStats, problem: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """Return (cells, K) exposures and rewards from the cells (for learners outside the engine)."""
+    cells, k = problem.rates.shape
+    n, s = np.zeros((cells, k)), np.zeros((cells, k))
+    if stats.n_rows:
+        dims = tuple(len(levels) for levels in problem.context_levels)
+        cell = (np.ravel_multi_index(tuple(np.asarray(stats.context).T), dims) if dims
+                else np.zeros(stats.n_rows, dtype=np.int64))
+        pos = np.searchsorted(problem.design.numbers, stats.variant)
+        np.add.at(n, (cell, pos), stats.sums["exposures"])
+        np.add.at(s, (cell, pos), stats.sums["reward_sum"])
+    return n, s
+
+
+@dataclasses.dataclass(frozen=True)
+class LiftCheck:
+    """The reported best-vs-baseline lift against the truth, after a simulation.
+
+    ``chosen`` is the variant the estimates rank first (population level, context mix of the
+    problem); its lift over variant #1 has the 95 % interval (lo, hi); ``truth`` is its true lift.
+    """
+
+    chosen: int
+    lo: float
+    hi: float
+    truth: float
+    ranked_first: bool
+
+    @property
+    def covered(self) -> bool:
+        """Whether the interval contains the true lift."""
+        return bool(self.lo <= self.truth <= self.hi)
+
+
+def _check(problem: Problem, chosen: int, lo: float, hi: float) -> LiftCheck:
+    pop = problem.context_probs @ problem.rates
+    return LiftCheck(chosen, lo, hi, float(pop[chosen] / pop[0] - 1),
+                     chosen == int(np.argmax(pop)))
+
+
+def lift_check(kind: str, stats: CellStats, problem: Problem, rng: np.random.Generator,
+               draws: int = 4000) -> LiftCheck:
+    """Best-vs-baseline lift interval from the final data: ``cmab`` (posterior draws averaged
+    over the context mix), ``mab`` (propensity-weighted Beta posterior) or ``naive`` (pooled
+    rates, delta-method interval on the log ratio, ignoring how the allocation moved)."""
+    if kind in ("cmab", "mab"):
+        if kind == "cmab":
+            post = fit_cmab(stats, problem.design, "bool").sample(rng, draws)
+            pop = sum(p * post.reward(codes)
+                      for p, codes in zip(problem.context_probs, problem.context_codes,
+                                          strict=True))
+        else:
+            pop = fit_mab(stats, problem.design, "bool", propensity_weighted=True).draw(rng, draws)
+        chosen = int(np.argmax(pop.mean(axis=0)))
+        lift = pop[:, chosen] / pop[:, 0] - 1
+        lo, hi = np.quantile(lift, [0.025, 0.975])
+        return _check(problem, chosen, float(lo), float(hi))
+    if kind != "naive":
+        raise ValueError(f"unknown lift estimate {kind!r}")
+    n, s = (m.sum(axis=0) for m in cell_counts(stats, problem))
+    rate = (s + 0.5) / (n + 1)
+    chosen = int(np.argmax(rate))
+    if chosen == 0:
+        return _check(problem, 0, 0.0, 0.0)
+    se = np.sqrt((1 - rate[chosen]) / (s[chosen] + 0.5) + (1 - rate[0]) / (s[0] + 0.5))
+    log_ratio = np.log(rate[chosen] / rate[0])
+    return _check(problem, chosen, float(np.expm1(log_ratio - 1.96 * se)),
+                  float(np.expm1(log_ratio + 1.96 * se)))
