@@ -41,6 +41,19 @@ class TableNotFound(Exception):
     """A table name that the catalog does not know (→ 404)."""
 
 
+def pick_table(rows: list[Any], schema: str, table: str, name: str) -> tuple[str, str]:
+    """Choose among case-insensitive catalog matches: the exact spelling first, else the first.
+
+    :raises TableNotFound: no match at all.
+    """
+    for s, t in rows:
+        if s == schema and t == table:
+            return s, t
+    if rows:
+        return rows[0][0], rows[0][1]
+    raise TableNotFound(name)
+
+
 @dataclasses.dataclass
 class ResultSet:
     """Rows of a read-only query, converted per API.md 10.8."""

@@ -16,9 +16,9 @@ from levered_server.warehouse.base import (
     NotReadOnly,
     ResultSet,
     SqlRejected,
-    TableNotFound,
     WarehouseDriver,
     WarehouseFailure,
+    pick_table,
 )
 from levered_server.warehouse.rwlock import RWLock
 from levered_server.warehouse.values import to_json, unique_names
@@ -228,12 +228,7 @@ class DuckDBDriver(WarehouseDriver):
             rows = con.execute("SELECT table_schema, table_name FROM information_schema.tables "
                                "WHERE lower(table_schema) = lower(?) "
                                "AND lower(table_name) = lower(?)", [schema, table]).fetchall()
-        for s, t in rows:  # exact match preferred
-            if s == schema and t == table:
-                return s, t
-        if rows:
-            return rows[0][0], rows[0][1]
-        raise TableNotFound(name)
+        return pick_table(rows, schema, table, name)
 
     def columns(self, schema: str, table: str, *, timeout: float) -> list[dict[str, Any]]:
         with self.reader(timeout) as con:

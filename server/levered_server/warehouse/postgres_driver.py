@@ -11,9 +11,9 @@ from levered_server.warehouse.base import (
     NotReadOnly,
     ResultSet,
     SqlRejected,
-    TableNotFound,
     WarehouseDriver,
     WarehouseFailure,
+    pick_table,
 )
 from levered_server.warehouse.sqltext import first_keyword, split_statements
 from levered_server.warehouse.values import to_json, unique_names
@@ -142,12 +142,7 @@ class PostgresDriver(WarehouseDriver):
                                  "FROM information_schema.tables WHERE lower(table_schema) = "
                                  "lower(%s) AND lower(table_name) = lower(%s)",
                                  (schema, table)).fetchall()
-        for s, t in rows:
-            if s == schema and t == table:
-                return s, t
-        if rows:
-            return rows[0][0], rows[0][1]
-        raise TableNotFound(name)
+        return pick_table(rows, schema, table, name)
 
     def columns(self, schema: str, table: str, *, timeout: float) -> list[dict[str, Any]]:
         with self._connect(timeout) as conn:
