@@ -53,7 +53,10 @@ class DashboardScreen(Screen[None]):
     def tick(self) -> None:
         """Rewrite the status line (called every second: "updated 4s ago")."""
         snapshot = self.dashboard.snapshot
-        status = self.query_one("#status", Static)
+        found = self.query("#status").results(Static)
+        status = next(found, None)
+        if status is None:  # the 1 s timer can fire between mounting and composing: next tick
+            return
         status.update(Text(views.status_line(snapshot, self.dashboard.refresh_seconds, time.time())))
         status.set_class(snapshot.problem is not None, "-problem")
 
