@@ -182,6 +182,8 @@ def _finish_code_flow(session: Any, api_url: str, metadata: dict[str, Any], clie
 def device_login(session: Any, api_url: str, metadata: dict[str, Any], *, out: TextIO,
                  sleep: Callable[[float], None] = time.sleep) -> credentials.Session:
     """Run the device authorization grant (RFC 8628): print a code, poll until approved."""
+    import requests
+
     if "device_authorization_endpoint" not in metadata:
         raise LoginError("this server does not offer the device flow; log in without --device")
     response = session.post(metadata["device_authorization_endpoint"], timeout=30,
@@ -200,6 +202,10 @@ def device_login(session: Any, api_url: str, metadata: dict[str, Any], *, out: T
         sleep(interval)
         try:
             return _session_from(_token_request(session, metadata, body), api_url)
+        except (requests.ConnectionError, requests.Timeout):
+            # RFC 8628 3.5: a poll that fails to connect backs off and polls again.
+            interval = min(interval * 2, 60.0)
+            continue
         except OAuth2Error as exc:
             if exc.error == "authorization_pending":
                 continue

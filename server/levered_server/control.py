@@ -59,7 +59,10 @@ def run(settings: Settings) -> None:
     path.write_text(json.dumps(state, indent=2))
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                    access_log=False, server_header=False)
+                    access_log=False, server_header=False,
+                    # Longer than any client's idle gap (device polls, dashboards) so the server
+                    # does not close a kept-alive connection just as the client reuses it.
+                    timeout_keep_alive=75)
     finally:
         with contextlib.suppress(FileNotFoundError):
             if json.loads(path.read_text()).get("pid") == os.getpid():

@@ -73,12 +73,30 @@ def _wait(driver: Any, by: str, value: str, timeout: float = 20) -> Any:
 
 def _submit(driver: Any, by: str, value: str, timeout: float = 30) -> None:
     """Click a submit button and wait until its page is gone (else the next lookup may find the old page)."""
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     button = driver.find_element(by, value)
     button.click()
-    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(button))
+    WebDriverWait(driver, timeout).until(lambda _driver: _detached(button))
+
+
+def _detached(element: Any) -> bool:
+    """Whether the element's page has gone.
+
+    Chromium reports a node of a page being replaced either as stale or, mid-navigation, as an
+    "unknown error" naming a node that no longer belongs to the document: both mean gone.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc) or "No node with given id" in str(exc):
+            return True
+        raise
+    return False
 
 
 def _wait_text(driver: Any, text: str, timeout: float = 20) -> None:
