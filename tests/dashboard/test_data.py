@@ -43,6 +43,16 @@ def test_a_round_gets_the_list_results_and_state_with_gets_only(api):
     assert "limit=100" in next(r["query"] for r in api.requests if r["path"] == LIST)
 
 
+def test_a_round_is_stamped_by_the_given_clock_and_a_failed_one_keeps_the_stamp(api):
+    script(api)
+    first = fetch_round(client(api.url), Snapshot(api.url), clock=lambda: 1_000.0)
+    assert first.updated_at == 1_000.0
+    api.routes.clear()
+    script(api, list_status=401)
+    second = fetch_round(client(api.url), first, clock=lambda: 2_000.0)
+    assert second.problem_kind == "auth" and second.updated_at == 1_000.0
+
+
 def test_failing_results_keep_the_last_good_ones_and_say_why(api):
     script(api)
     first = fetch_round(client(api.url), Snapshot(api.url))

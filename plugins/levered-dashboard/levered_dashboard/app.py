@@ -7,7 +7,10 @@ round replaces the snapshot and every open screen updates its widgets in place.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from textual.app import App
@@ -18,6 +21,8 @@ from levered_dashboard.data import Snapshot, fetch_round
 from levered_dashboard.screens import DashboardScreen, DetailScreen, HelpScreen, ListScreen
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from levered_core.client import LeveredClient
 
 CSS = """
@@ -55,17 +60,23 @@ class DashboardApp(App[None]):
         Binding("ctrl+c", "quit", show=False, priority=True),
     ]
 
-    def __init__(self, client: LeveredClient, refresh_seconds: float, open_id: str | None = None) -> None:
+    def __init__(self, client: LeveredClient, refresh_seconds: float, open_id: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         """Build the app.
 
         :param client: the core's API client; only ``GET`` requests are sent.
         :param refresh_seconds: seconds between rounds of requests.
         :param open_id: an optimization ID to open on start (its detail screen).
+        :param clock: the wall clock (seconds since the epoch) behind every "ago" on screen;
+            snapshot tests pass a fixed one.
         """
         super().__init__()
         self.client = client
         self.refresh_seconds = refresh_seconds
         self.open_id = open_id
+        self.clock = clock
+        #: the refresh and the one-second status timers (snapshot tests pause them)
+        self.timers: list[Timer] = []
         self.snapshot = Snapshot(client.api_url)
         self.rounds = 0
         self._busy = False
@@ -75,9 +86,12 @@ class DashboardApp(App[None]):
         self.push_screen(ListScreen())
         if self.open_id:
             self.push_screen(DetailScreen(self.open_id))
-        self.set_interval(self.refresh_seconds, self._scheduled)
-        self.set_interval(1.0, self._tick)
+        self.timers = [self.set_interval(self.refresh_seconds, self._scheduled), self.set_interval(1.0, self._tick)]
         self.action_refresh_now()
+
+    def now(self) -> dt.datetime:
+        """The app's clock as an aware UTC datetime (what relative times are measured from)."""
+        return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
 
     def action_refresh_now(self) -> None:
         """Start a round now, or right after the one in flight."""
@@ -94,7 +108,7 @@ class DashboardApp(App[None]):
 
     def _round(self) -> None:
         # post_message is thread-safe and a no-op once the app has closed
-        self.post_message(RoundDone(fetch_round(self.client, self.snapshot)))
+        self.post_message(RoundDone(fetch_round(self.client, self.snapshot, self.clock)))
 
     def on_round_done(self, message: RoundDone) -> None:
         snapshot = message.snapshot

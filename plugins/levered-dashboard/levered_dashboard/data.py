@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from levered_core.errors import ConnectionFailed, LeveredError, NotAuthenticated, Unauthorized
@@ -48,7 +49,7 @@ class Snapshot:
 
     api_url: str
     items: list[Item] = dataclasses.field(default_factory=list)
-    #: wall-clock time (``time.time()``) of the last round that reached the server
+    #: wall-clock time (seconds since the epoch) of the last round that reached the server
     updated_at: float | None = None
     #: a few words saying why the last round failed; ``None`` when it succeeded
     problem: str | None = None
@@ -103,11 +104,12 @@ def _fetch_item(client: LeveredClient, optimization: dict[str, Any], previous: I
     return item
 
 
-def fetch_round(client: LeveredClient, previous: Snapshot) -> Snapshot:
+def fetch_round(client: LeveredClient, previous: Snapshot, clock: Callable[[], float] = time.time) -> Snapshot:
     """Make one round of requests and return the new snapshot; never raises.
 
     :param client: the core's API client (only ``GET`` requests are sent).
     :param previous: the snapshot on screen, whose data is kept where a request fails.
+    :param clock: the wall clock that stamps :attr:`Snapshot.updated_at`.
     :returns: a new :class:`Snapshot`; ``problem`` says why, if the round failed.
     """
     try:
@@ -119,4 +121,4 @@ def fetch_round(client: LeveredClient, previous: Snapshot) -> Snapshot:
     except Exception as exc:  # anything at all: keep the last data on screen and say why
         kind, message, detail = _problem(exc)
         return dataclasses.replace(previous, problem=message, problem_kind=kind, problem_detail=detail, error=exc)
-    return Snapshot(previous.api_url, items, time.time())
+    return Snapshot(previous.api_url, items, clock())

@@ -144,12 +144,13 @@ def importance_lines(item: Item, width: int, now: dt.datetime | None = None) -> 
     if not entries:
         return ["none yet (after the first training)" if not (item.results_error and item.state_error)
                 else item.results_error or "not available"]
-    names = min(max(len(str(e["factor"])) for e in entries), 20)
+    interaction = (item.results or {}).get("interaction_importance")
+    labels = [str(e["factor"]) for e in entries] + (["interactions"] if interaction else [])
+    names = min(max(len(label) for label in labels), 20)  # the bars start in one column
     bar = max(4, min(30, width - names - 34))
     top = max(e["mean"] for e in entries) or 1.0
     lines = [f"{views.clip(str(e['factor']), names):<{names}} {e.get('kind', ''):<7} {h.bar(e['mean'] / top, bar)} "
              f"{h.number(e['mean'], 3)} ({h.number(e.get('q1'), 2)}–{h.number(e.get('q3'), 2)})" for e in entries]
-    interaction = (item.results or {}).get("interaction_importance")
     if interaction:
         lines.append(f"{'interactions':<{names}} {'':<7} {h.bar(interaction['mean'] / top, bar)} "
                      f"{h.number(interaction['mean'], 3)}")

@@ -7,7 +7,6 @@ screen. What is written comes from :mod:`levered_dashboard.views`.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -57,7 +56,7 @@ class DashboardScreen(Screen[None]):
         status = next(found, None)
         if status is None:  # the 1 s timer can fire between mounting and composing: next tick
             return
-        status.update(Text(views.status_line(snapshot, self.dashboard.refresh_seconds, time.time())))
+        status.update(Text(views.status_line(snapshot, self.dashboard.refresh_seconds, self.dashboard.clock())))
         status.set_class(snapshot.problem is not None, "-problem")
 
     def on_resize(self) -> None:
@@ -90,7 +89,7 @@ class ListScreen(DashboardScreen):
         table = self.query_one(DataTable)
         width = self.size.width or self.app.size.width
         layout = views.list_columns(width)
-        rows = views.list_rows(snapshot, width)
+        rows = views.list_rows(snapshot, width, self.dashboard.now())
         keys = [item.id for item in snapshot.items]
         if layout != self._layout:
             table.clear(columns=True)
@@ -171,7 +170,7 @@ class DetailScreen(DashboardScreen):
                               "(archived or deleted?) · escape: back"))
         else:
             title.update(Text(views.clip(views.title_line(item), width - 2)))
-            for index, (_, lines) in enumerate(panels.panels(item, inner)):
+            for index, (_, lines) in enumerate(panels.panels(item, inner, self.dashboard.now())):
                 self.query_one(f"#panel-{index}", Panel).show("\n".join(lines))
         super().show(snapshot)
 
