@@ -102,6 +102,10 @@ def results(res: dict[str, Any]) -> str:
                  f"{h.interval(stats.get('estimated_improvement_interval'))}".rstrip())
     lines.append(f"Lift (best)  {h.percent(stats.get('best_vs_baseline_percent'), signed=True)} "
                  f"{h.interval(stats.get('best_vs_baseline_interval'))}".rstrip())
+    if stats.get("best_vs_baseline_weighted_percent") is not None:
+        lines.append(f"  weighted   {h.percent(stats['best_vs_baseline_weighted_percent'], signed=True)} "
+                     f"{h.interval(stats.get('best_vs_baseline_weighted_interval'))} "
+                     "(same variant, from the logged propensities)")
     srm = res.get("srm") or {}
     if srm.get("ok") is False:
         lines.append(f"WARNING: sample ratio mismatch (p = {srm['p_value']:.2g}): holdout {srm['observed']['holdout']}"

@@ -159,6 +159,7 @@ async def _load(url: str, opt_id: str, rate: int, seconds: float, connections: i
                                            latencies, errors, with_context, timeline))
                for _ in range(connections)]
     total = int(rate * seconds)
+    load_before = os.getloadavg()[0]  # others' load on a shared box disturbs the tail
     start = time.perf_counter()
     for i in range(total):
         due = start + i / rate
@@ -181,7 +182,8 @@ async def _load(url: str, opt_id: str, rate: int, seconds: float, connections: i
             "p99_after_first_s_ms": p99_after_1s,
             "achieved_rps": len(lat) / elapsed, "p50_ms": pct(0.50), "p90_ms": pct(0.90),
             "p99_ms": pct(0.99), "max_ms": lat[-1] * 1000,
-            "mean_ms": statistics.fmean(lat) * 1000}
+            "mean_ms": statistics.fmean(lat) * 1000,
+            "loadavg_1m_before": load_before, "loadavg_1m_after": os.getloadavg()[0]}
 
 
 def _free_port() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,26 @@ def _list(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.split(",") if p.strip())
 
 
+def _memory(value: str) -> str:
+    # DuckDB's spelling of an amount of memory: 512MB, 1.5GB, 2GiB …
+    text = value.strip().replace(" ", "")
+    if not re.fullmatch(r"\d+(\.\d+)?(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)", text.upper()):
+        raise ValueError(f"not an amount of memory such as 512MB or 2GB: {value!r}")
+    return text
+
+
+def _threads(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise ValueError(f"must be at least 1: {value!r}")
+    return n
+
+
+def default_warehouse_threads() -> int:
+    """DuckDB threads per query: the CPUs, at most 4 (a server shares them with serving)."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Everything the server reads at start; immutable once the app is built."""
@@ -45,6 +66,10 @@ class Settings:
     exploration_share: float = 0.0
     serve_draws: int = 256
     query_timeout_seconds: float = 30.0
+    # Embedded DuckDB, per organization's database: working-memory cap (beyond it joins and
+    # aggregations spill to `<data dir>/warehouse/tmp/<org>`), and threads per query.
+    warehouse_memory_limit: str = "512MB"
+    warehouse_threads: int = dataclasses.field(default_factory=default_warehouse_threads)
     cors_origins: tuple[str, ...] = ()
     embedded_warehouse: bool = True
     # API.md 1.3: managing API keys needs a login session (an access token); an
@@ -89,6 +114,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "LEVERED_EXPLORATION_SHARE": ("exploration_share", float),
     "LEVERED_SERVE_DRAWS": ("serve_draws", int),
     "LEVERED_QUERY_TIMEOUT_SECONDS": ("query_timeout_seconds", float),
+    "LEVERED_WAREHOUSE_MEMORY_LIMIT": ("warehouse_memory_limit", _memory),
+    "LEVERED_WAREHOUSE_THREADS": ("warehouse_threads", _threads),
     "LEVERED_CORS_ORIGINS": ("cors_origins", _list),
     "LEVERED_EMBEDDED_WAREHOUSE": ("embedded_warehouse", _bool),
     "LEVERED_API_KEYS_MANAGE_KEYS": ("api_keys_manage_keys", _bool),

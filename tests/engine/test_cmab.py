@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from levered_server.engine.cmab import fit_cmab
+from levered_server.engine.cmab import CmabPrior, fit_cmab
 from levered_server.engine.stats import CellStats
 from levered_server.engine.variants import Design
 
@@ -16,16 +16,17 @@ HEADLINE, CTA, DEVICE = np.array([0.0, 0.3, -0.2]), np.array([0.0, 0.15]), np.ar
 MOBILE_SCALE_UP = 0.6  # device × headline: "Scale up" works on mobile only
 
 
-def true_eta(device: int) -> np.ndarray:
+def true_eta(device: int, strength: float = 1.0) -> np.ndarray:
     h, c = DESIGN.levels[:, 0], DESIGN.levels[:, 1]
-    return -2.5 + HEADLINE[h] + CTA[c] + DEVICE[device] + MOBILE_SCALE_UP * ((h == 2) & (device == 0))
+    effects = HEADLINE[h] + CTA[c] + MOBILE_SCALE_UP * ((h == 2) & (device == 0))
+    return -2.5 + DEVICE[device] + strength * effects
 
 
-def synthetic(reward_type: str, exposures: int, seed: int = 0) -> CellStats:
+def synthetic(reward_type: str, exposures: int, seed: int = 0, strength: float = 1.0) -> CellStats:
     rng = np.random.default_rng(seed)
     variant, context, sums = [], [], {"exposures": [], "reward_count": [], "reward_sum": [], "reward_sum_sq": []}
     for d in range(3):
-        for k, eta in enumerate(true_eta(d)):
+        for k, eta in enumerate(true_eta(d, strength)):
             if reward_type == "bool":
                 y = rng.binomial(exposures, expit(eta))
                 total, square = y, y
@@ -80,3 +81,42 @@ def test_cells_of_excluded_variants_are_ignored():
     design = Design.build([3, 2], servable=[1, 2, 3, 4, 5], names=["headline", "cta_text"])
     post = fit_cmab(synthetic("bool", 2_000), design, "bool")
     assert post.sample(np.random.default_rng(0), 10).base.shape == (10, 5)
+
+
+@pytest.mark.parametrize("reward_type", ["bool", "numeric"])
+def test_the_prior_scales_follow_the_size_of_the_effects(reward_type):
+    strong = fit_cmab(synthetic(reward_type, 40_000), DESIGN, reward_type).scales
+    weak = fit_cmab(synthetic(reward_type, 40_000, strength=0.05), DESIGN, reward_type).scales
+    caps = CmabPrior().scales()
+    assert all(CmabPrior().least <= strong[b] <= caps[b] for b in caps)
+    # Effects 20× smaller: the design blocks are estimated far narrower, so they shrink more.
+    assert weak["main"] < 0.5 * strong["main"] and weak["design_context"] < 0.5 * strong["design_context"]
+
+
+def test_the_scale_estimate_is_a_fixed_point_and_a_warm_start_lands_on_it():
+    stats = synthetic("bool", 5_000)
+    cold = fit_cmab(stats, DESIGN, "bool")
+    again = fit_cmab(stats, DESIGN, "bool", start=cold.scales, rounds=2)
+    for block, value in cold.scales.items():
+        assert again.scales[block] == pytest.approx(value, rel=0.05)
+    assert again.mean == pytest.approx(cold.mean, abs=0.02)
+
+
+def test_a_fixed_prior_keeps_its_scales():
+    prior = CmabPrior(adaptive=False)
+    post = fit_cmab(synthetic("bool", 5_000), DESIGN, "bool", prior, start={"main": 0.01})
+    assert post.scales == prior.scales()
+
+
+def test_estimated_scales_remove_the_winners_curse_of_a_wide_fixed_prior():
+    """Many seeds of a small true effect: the chosen variant's lift is not inflated."""
+    errors = {"fixed": [], "estimated": []}
+    for seed in range(12):
+        stats = synthetic("bool", 3_000, seed=seed, strength=0.3)
+        truth = np.mean([true_eta(d, 0.3) for d in range(3)], axis=0)
+        for name, prior in (("fixed", CmabPrior(adaptive=False)), ("estimated", CmabPrior())):
+            draws = fit_cmab(stats, DESIGN, "bool", prior).sample(np.random.default_rng(seed), 1000)
+            eta = np.mean([draws.eta(np.array([d])) for d in range(3)], axis=0).mean(axis=0)
+            chosen = int(np.argmax(eta))
+            errors[name].append((eta[chosen] - eta[0]) - (truth[chosen] - truth[0]))
+    assert abs(np.mean(errors["estimated"])) < abs(np.mean(errors["fixed"]))

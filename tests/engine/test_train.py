@@ -33,10 +33,31 @@ def test_a_version_reports_the_same_numbers_every_time(kind):
     assert means == sorted(means, reverse=True)
 
 
-def test_mab_without_bias_or_exploration_allocates_by_prob_best():
-    version = train("mab", "bool", DESIGN, SMALL, rng=generator(MODEL, 1)).version
+def test_mab_with_plain_thompson_sampling_allocates_by_prob_best():
+    plain = policy.PolicySettings(thompson_scale=1.0)
+    version = train("mab", "bool", DESIGN, SMALL, rng=generator(MODEL, 1), settings=plain).version
     assert version.variants.allocation == pytest.approx(version.variants.prob_best)
     assert version.context_importance == []
+
+
+@pytest.mark.parametrize("kind", ["mab", "cmab"])
+def test_the_thompson_scale_sharpens_only_the_allocation(kind):
+    plain = train(kind, "bool", DESIGN, SMALL, rng=generator(MODEL, 3),
+                  settings=policy.PolicySettings(thompson_scale=1.0)).version
+    sharp = train(kind, "bool", DESIGN, SMALL, rng=generator(MODEL, 3),
+                  settings=policy.PolicySettings(thompson_scale=0.5)).version
+    for field in ("mean", "lo", "hi", "prob_best", "weight"):
+        assert getattr(sharp.variants, field) == pytest.approx(getattr(plain.variants, field))
+    leader = int(np.argmax(plain.variants.prob_best))
+
+    def entropy(p: np.ndarray) -> float:
+        p = p[p > 0]
+        return float(-(p * np.log(p)).sum())
+
+    # Narrower serving draws: more traffic to the leader, a more concentrated allocation.
+    assert sharp.variants.allocation[leader] > plain.variants.allocation[leader]
+    assert entropy(sharp.variants.allocation) < entropy(plain.variants.allocation) - 0.05
+    assert sharp.variants.allocation.sum() == pytest.approx(1.0)
 
 
 def test_cmab_reports_context_importance_and_personalizes():

@@ -20,7 +20,8 @@ async def _serve(ctx: PublicCtx, request: Request, optimization_id: str | None) 
                            allow_text_plain=True)
     parsed = serving.parse_request(data, best_variant=optimization_id is None)
     # Inline on the event loop: with a warm snapshot the only I/O is one indexed lock
-    # lookup; a thread hop costs more than that (see docs/server.md, bench/serve).
+    # lookup; a thread hop costs more than that (see docs/server.md, bench/serve). Stale
+    # snapshots are refreshed and new versions rebuilt behind, never here (serve_cache.py).
     result = serving.decide(runtime=ctx.runtime,
                             optimization_id=optimization_id or parsed["optimization_id"],
                             request=parsed, record_exposure=optimization_id is not None)

@@ -10,21 +10,30 @@ import numpy as np
 from levered_server.engine.summaries import prob_best
 from levered_server.engine.variants import Design
 
-__all__ = ["PolicySettings", "allocation", "apply_floor", "draw_variant", "prob_best",
+__all__ = ["PolicySettings", "allocation", "apply_floor", "draw_variant", "narrow", "prob_best",
            "publishes", "top_two", "widen"]
 
 
 @dataclasses.dataclass(frozen=True)
 class PolicySettings:
-    """Serving knobs (server settings): exploration share ε, floor, top-two β, burn-in.
+    """Serving knobs (server settings): exploration share ε, floor, Thompson scale, top-two β,
+    burn-in.
 
     Floor and top-two default off: in the regret simulation (32 variants × 9 contexts, 100k
     exposures, 10 seeds) a 0.005 floor cost `cmab` +30 % regret and top-two (β = 0.5) +17 %. A
     floor does bound 1/π, which narrows the propensity-weighted intervals; set one for that.
+
+    ``thompson_scale``: serving draws from the posterior with its spread times this (reported
+    numbers always use the posterior itself). Plain Thompson sampling (1.0) over-explores when
+    many variants are close: for `cmab` on 40 simulated problems not used for the reported
+    table (bench/regret, seeds 100–139), mean regret (se ≈ 19) was 431 at 1.0, 406 at 0.8, 394
+    at 0.7, 364 at 0.6 and 359 at 0.5. 0.6 keeps most of the gain with more exploration left
+    for a real site whose effects drift; lower is greedier and risks locking in early.
     """
 
     exploration_share: float = 0.0
     floor: float = 0.0
+    thompson_scale: float = 0.6
     top_two: float | None = None
     min_observations: int = 100
     draws: int = 1000
@@ -60,6 +69,18 @@ def apply_floor(p: np.ndarray, floor: float) -> np.ndarray:
             return out
         low, p = new_low, np.where(new_low, p, out)
     return out
+
+
+def narrow(draws: np.ndarray, scale: float) -> np.ndarray:
+    """Shrink (S, K) posterior draws toward their mean by ``scale`` (1 = unchanged).
+
+    Serving's Thompson sampling with a narrower posterior: exact for Gaussian draws (``cmab``
+    narrows its effects instead, see ``CmabPosterior.sample``), a moment match for Beta ones.
+    """
+    if scale == 1:
+        return draws
+    centre = draws.mean(axis=0, keepdims=True)
+    return np.asarray(centre + scale * (draws - centre))
 
 
 def allocation(q: np.ndarray, settings: PolicySettings) -> np.ndarray:

@@ -112,7 +112,8 @@ def mab_learner(settings: policy.PolicySettings | None = None) -> Learner:
         if not policy.publishes(stats.observations, settings):
             return uniform_learner(stats, problem, rng)
         draws = fit_mab(stats, problem.design, "bool").draw(rng, settings.serve_draws)
-        p = policy.allocation(policy.prob_best(draws), settings)
+        p = policy.allocation(policy.prob_best(policy.narrow(draws, settings.thompson_scale)),
+                              settings)
         return np.tile(p, (problem.rates.shape[0], 1))
 
     return learn
@@ -122,11 +123,14 @@ def cmab_learner(settings: policy.PolicySettings | None = None,
                  prior: CmabPrior | None = None) -> Learner:
     """The `cmab` model: Laplace-logistic Thompson sampling per context cell."""
     settings = settings or policy.PolicySettings(min_observations=0)
+    scales: dict[str, float] = {}  # carried from fit to fit, as the server carries them
 
     def learn(stats: CellStats, problem: Problem, rng: np.random.Generator) -> np.ndarray:
         if not policy.publishes(stats.observations, settings):
             return uniform_learner(stats, problem, rng)
-        draws = fit_cmab(stats, problem.design, "bool", prior).sample(rng, settings.serve_draws)
+        posterior = fit_cmab(stats, problem.design, "bool", prior, rounds=2, start=scales)
+        scales.update(posterior.scales)
+        draws = posterior.sample(rng, settings.serve_draws, spread=settings.thompson_scale)
         return np.array([policy.allocation(policy.prob_best(draws.eta(codes)), settings)
                          for codes in problem.context_codes])
 
@@ -174,18 +178,18 @@ def _check(problem: Problem, chosen: int, lo: float, hi: float) -> LiftCheck:
 
 
 def lift_check(kind: str, stats: CellStats, problem: Problem, rng: np.random.Generator,
-               draws: int = 4000) -> LiftCheck:
+               draws: int = 4000, prior: CmabPrior | None = None) -> LiftCheck:
     """Best-vs-baseline lift interval from the final data: ``cmab`` (posterior draws averaged
-    over the context mix), ``mab`` (propensity-weighted Beta posterior) or ``naive`` (pooled
+    over the context mix), ``mab`` (its Beta posterior, as results report it) or ``naive`` (pooled
     rates, delta-method interval on the log ratio, ignoring how the allocation moved)."""
     if kind in ("cmab", "mab"):
         if kind == "cmab":
-            post = fit_cmab(stats, problem.design, "bool").sample(rng, draws)
+            post = fit_cmab(stats, problem.design, "bool", prior).sample(rng, draws)
             pop = sum(p * post.reward(codes)
                       for p, codes in zip(problem.context_probs, problem.context_codes,
                                           strict=True))
         else:
-            pop = fit_mab(stats, problem.design, "bool", propensity_weighted=True).draw(rng, draws)
+            pop = fit_mab(stats, problem.design, "bool").draw(rng, draws)
         chosen = int(np.argmax(pop.mean(axis=0)))
         lift = pop[:, chosen] / pop[:, 0] - 1
         lo, hi = np.quantile(lift, [0.025, 0.975])

@@ -54,6 +54,7 @@ class ModelVersion:
     policy: ServePolicy
     ipw: IpwEstimate
     doubly_robust: IpwEstimate | None
+    prior_scales: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,8 +82,13 @@ def train(model_type: str, reward_type: str, design: Design, stats: CellStats, *
           rng: np.random.Generator, holdout_share: float = 0.0,
           bias: Mapping[str, float] | None = None,
           settings: policy.PolicySettings | None = None, prior: CmabPrior | None = None,
-          propensity_weighted: bool = False) -> TrainOutcome:
-    """Fit ``mab`` or ``cmab`` on the cells and summarize; skip below the burn-in minimum."""
+          propensity_weighted: bool = False,
+          start_scales: Mapping[str, float] | None = None) -> TrainOutcome:
+    """Fit ``mab`` or ``cmab`` on the cells and summarize; skip below the burn-in minimum.
+
+    ``start_scales``: the previous version's ``prior_scales`` (``cmab``), where the estimate of
+    the prior's block scales starts; the result does not depend on it beyond tolerance.
+    """
     settings = settings or policy.PolicySettings()
     observations = stats.observations
     historic = summaries.historic_reward(stats)
@@ -93,13 +99,15 @@ def train(model_type: str, reward_type: str, design: Design, stats: CellStats, *
     if model_type == "mab":
         posterior = fit_mab(stats, design, reward_type, propensity_weighted=propensity_weighted)
         draws = posterior.draw(rng, size)
-        p = policy.allocation(policy.prob_best(policy.widen(draws, design, scale)), settings)
+        narrowed = policy.narrow(draws, settings.thompson_scale)
+        p = policy.allocation(policy.prob_best(policy.widen(narrowed, design, scale)), settings)
         serve = ServePolicy(design, settings, fixed=p, bias=scale)
         contexts: list[Importance] = []
         robust = None  # with one prediction per variant it would equal ``ipw``
+        scales: dict[str, float] = {}
     elif model_type == "cmab":
-        draws, p, serve, contexts, robust = _cmab(stats, design, reward_type, rng, size,
-                                                  settings, scale, prior)
+        draws, p, serve, contexts, robust, scales = _cmab(stats, design, reward_type, rng, size,
+                                                          settings, scale, prior, start_scales)
     else:
         raise ValueError(f"unknown model type {model_type!r}")
     variants = summaries.summarize_variants(draws, design.numbers, p, holdout_share)
@@ -111,18 +119,23 @@ def train(model_type: str, reward_type: str, design: Design, stats: CellStats, *
         importance.ranked(importance.design_importance(draws, design, design.names) + contexts),
         importance.interaction_importance(draws, design),
         importance.ranked(contexts), serve, ipw_estimates(stats, design.numbers),
-        robust)
+        robust, scales)
     return TrainOutcome(True, observations, historic, version)
 
 
 def _cmab(stats: CellStats, design: Design, reward_type: str, rng: np.random.Generator,
           size: int, settings: policy.PolicySettings, scale: dict[int, float],
-          prior: CmabPrior | None,
-          ) -> tuple[np.ndarray, np.ndarray, ServePolicy, list[Importance], IpwEstimate]:
+          prior: CmabPrior | None, start_scales: Mapping[str, float] | None,
+          ) -> tuple[np.ndarray, np.ndarray, ServePolicy, list[Importance], IpwEstimate,
+                     dict[str, float]]:
     """Average rewards and allocations over the training contexts, weighted by exposures."""
-    posterior = fit_cmab(stats, design, reward_type, prior)
+    posterior = fit_cmab(stats, design, reward_type, prior, start=start_scales)
     sampled = posterior.sample(rng, size)
-    serve = ServePolicy(design, settings, draws=sampled.head(settings.serve_draws),
+    # Serving's Thompson draws: the posterior's own unless thompson_scale narrows them (the
+    # summaries above always use the posterior itself).
+    serving = (sampled.head(settings.serve_draws) if settings.thompson_scale == 1
+               else posterior.sample(rng, settings.serve_draws, spread=settings.thompson_scale))
+    serve = ServePolicy(design, settings, draws=serving,
                         context_factors=stats.context_factors,
                         context_levels=stats.context_levels, bias=scale)
     cells, weights = stats.context_cells()
@@ -139,5 +152,5 @@ def _cmab(stats: CellStats, design: Design, reward_type: str, rng: np.random.Gen
     contexts = importance.context_importance(cell_means, cells, weights, stats.context_factors,
                                              stats.context_levels)
     robust = doubly_robust(stats, design.numbers, cells, weights, predicted)
-    return mu, p / p.sum(), serve, contexts, robust
+    return mu, p / p.sum(), serve, contexts, robust, posterior.scales
 

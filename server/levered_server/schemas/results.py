@@ -9,6 +9,16 @@ from pydantic import BaseModel
 from levered_server.schemas.common import Meta
 
 
+class WeightedEstimate(BaseModel):
+    """A variant's mean reward over optimized traffic from the logged propensities (extension)."""
+
+    estimator: str
+    mean: float
+    ci_lower: float
+    ci_upper: float
+    effective_n: float
+
+
 class VariantResult(BaseModel):
     number: int
     variant: dict[str, Any]
@@ -23,6 +33,7 @@ class VariantResult(BaseModel):
     prob_best: float
     weight: float
     allocation: float
+    propensity_weighted: WeightedEstimate | None = None
 
 
 class Stats(BaseModel):
@@ -31,6 +42,8 @@ class Stats(BaseModel):
     best_vs_baseline_percent: float | None
     best_vs_baseline_interval: list[float] | None
     estimated_progress: float | None
+    best_vs_baseline_weighted_percent: float | None = None
+    best_vs_baseline_weighted_interval: list[float] | None = None
 
 
 class MeasuredLift(BaseModel):

@@ -1,7 +1,9 @@
 """Last-touch attribution pushed down to the warehouse as SQL (API.md 2.5, 6.7).
 
 One query joins the optimization's exposures to the metric's reward rows inside the
-conversion window; only observation rows (or totals) come back.
+conversion window; only observation rows (or totals) come back. Observations and results use
+the per-exposure CTEs of :func:`prepare`; the training query builds on :func:`prepare_sources`
+(see :mod:`levered_server.services.training_sql`).
 """
 
 from __future__ import annotations
@@ -31,9 +33,15 @@ def _load(runtime: Any, org_id: str, optimization_id: str) -> tuple[Optimization
         return opt, metric
 
 
-def _attributed_sql(driver: WarehouseDriver, opt: Optimization, metric: Metric,
-                    metric_columns: list[str], timeout: float) -> tuple[str, dict[str, Any]]:
-    """SQL of `e` (exposures), `r` (reward rows) and `att` (credited rewards per exposure)."""
+def _sources(driver: WarehouseDriver, opt: Optimization, metric: Metric,
+             metric_columns: list[str], timeout: float, *, numbered: bool
+             ) -> tuple[str, dict[str, Any]]:
+    """The CTEs `e` (exposures), `m` (metric SQL) and `r` (reward rows), without `WITH`.
+
+    `numbered` adds `exp_row`/`reward_row` (row numbers over all rows) for the per-exposure
+    queries; the training query does without them. Training marks `e` NOT MATERIALIZED in
+    DuckDB (scanning the columnar table again is cheaper than buffering it).
+    """
     q = driver.quote
     ph = driver.placeholder
     by_lower = {c.lower(): c for c in metric_columns}
@@ -45,43 +53,81 @@ def _attributed_sql(driver: WarehouseDriver, opt: Optimization, metric: Metric,
            f"CAST(m.{q(by_lower['optimization_id'])} AS VARCHAR) = {ph('optimization_id')}"
            if "optimization_id" in by_lower else "")
     metric_sql, params = bound_sql(driver, metric.sql, opt.created_at, more_params=True)
-    hours = int(opt.training_data_config["attribution"]["conversion_window_hours"])
-    sql = f"""
-WITH e AS ({exposures_cte(driver, opt, timeout)}
+    hint = "" if numbered or driver.provider != "duckdb" else " NOT MATERIALIZED"
+    number = "row_number() OVER () AS reward_row, " if numbered else ""
+    sql = f"""e AS{hint} ({exposures_cte(driver, opt, timeout, numbered=numbered)}
 ),
 m AS ({metric_sql}),
 r AS (
-  SELECT row_number() OVER () AS reward_row, CAST(m.{anon} AS VARCHAR) AS anonymous_id,
+  SELECT {number}CAST(m.{anon} AS VARCHAR) AS anonymous_id,
          CAST(m.{ts} AS TIMESTAMP) AS ts, {value} AS value
   FROM m {pin}
-),
+)"""
+    return sql, {**(params or {}), "optimization_id": opt.id}
+
+
+def window_hours(opt: Optimization) -> int:
+    """The last-touch conversion window W of the optimization, in hours."""
+    return int(opt.training_data_config["attribution"]["conversion_window_hours"])
+
+
+def _attributed_sql(driver: WarehouseDriver, opt: Optimization, metric: Metric,
+                    metric_columns: list[str], timeout: float) -> tuple[str, dict[str, Any]]:
+    """SQL of `e` (exposures), `r` (reward rows) and `att` (credited rewards per exposure)."""
+    sources, params = _sources(driver, opt, metric, metric_columns, timeout, numbered=True)
+    sql = f"""
+WITH {sources},
 credit AS (
   SELECT r.reward_row, r.ts, r.value, e.exp_row,
          row_number() OVER (PARTITION BY r.reward_row
-                            ORDER BY e.exposed_at DESC, e.exposure_id DESC, e.exp_row DESC) AS rn
+                            ORDER BY e.exposed_at DESC, e.exposure_id DESC NULLS LAST,
+                                     e.exp_row DESC) AS rn
   FROM r JOIN e ON e.anonymous_id = r.anonymous_id AND e.exposed_at <= r.ts
-                AND r.ts <= e.exposed_at + INTERVAL '{hours} hours'
+                AND r.ts <= e.exposed_at + INTERVAL '{window_hours(opt)} hours'
 ),
 att AS (
   SELECT exp_row, count(*) AS n, sum(value) AS total, min(ts) AS rewarded_at
   FROM credit WHERE rn = 1 GROUP BY exp_row
 )"""
-    return sql, {**(params or {}), "optimization_id": opt.id}
+    return sql, params
+
+
+def _metric_columns(driver: WarehouseDriver, opt: Optimization, metric: Metric,
+                    timeout: float) -> list[str]:
+    metric_sql, params = bound_sql(driver, metric.sql, opt.created_at)
+    return [c["name"] for c in driver.describe(metric_sql, params=params, timeout=timeout)]
+
+
+def _driver(runtime: Any, org_id: str) -> WarehouseDriver:
+    driver = driver_for(runtime, org_id)
+    if driver.managed:
+        runtime.exposures.flush(org_id)  # recent serves become visible
+    return driver
 
 
 def prepare(runtime: Any, org_id: str, optimization_id: str
              ) -> tuple[WarehouseDriver, Optimization, Metric, str, dict[str, Any]]:
+    """`WITH e, m, r, credit, att` for per-exposure queries (observations, results)."""
     opt, metric = _load(runtime, org_id, optimization_id)
-    driver = driver_for(runtime, org_id)
-    if driver.managed:
-        runtime.exposures.flush(org_id)  # recent serves become visible
+    driver = _driver(runtime, org_id)
     timeout = runtime.settings.query_timeout_seconds
     with translated(driver.provider, rejected=WarehouseError,
                     rejected_prefix="The metric SQL failed"):
-        metric_sql, params = bound_sql(driver, metric.sql, opt.created_at)
-        columns = [c["name"] for c in driver.describe(metric_sql, params=params,
-                                                      timeout=timeout)]
+        columns = _metric_columns(driver, opt, metric, timeout)
         sql, params = _attributed_sql(driver, opt, metric, columns, timeout)
+    return driver, opt, metric, sql, params
+
+
+def prepare_sources(runtime: Any, org_id: str, optimization_id: str
+                    ) -> tuple[WarehouseDriver, Optimization, Metric, str, dict[str, Any]]:
+    """The CTEs `e`, `m`, `r` (no row numbers, no `WITH`) for the training query."""
+    opt, metric = _load(runtime, org_id, optimization_id)
+    driver = _driver(runtime, org_id)
+    timeout = runtime.settings.query_timeout_seconds
+    with translated(driver.provider, rejected=WarehouseError,
+                    rejected_prefix="The metric SQL failed"):
+        columns = _metric_columns(driver, opt, metric, timeout)
+        sql, params = _sources(driver, opt, metric, columns, timeout, numbered=False)
     return driver, opt, metric, sql, params
 
 

@@ -13,9 +13,16 @@ from levered_server.store.models import Optimization
 from levered_server.warehouse.base import TableNotFound, WarehouseDriver, WarehouseFailure
 
 
-def _managed(driver: WarehouseDriver, opt: Optimization, numbers: list[int]) -> str:
+def _row_number(numbered: bool) -> str:
+    # `exp_row` identifies a row for per-exposure queries; a window over every exposure, so
+    # the training query (which never needs it) goes without.
+    return "row_number() OVER () AS exp_row, " if numbered else ""
+
+
+def _managed(driver: WarehouseDriver, opt: Optimization, numbers: list[int],
+             numbered: bool) -> str:
     return f"""
-  SELECT row_number() OVER () AS exp_row, exposure_id, anonymous_id, variant_number,
+  SELECT {_row_number(numbered)}exposure_id, anonymous_id, variant_number,
          CAST(context AS VARCHAR) AS context, in_holdout, propensity, timestamp_utc AS exposed_at
   FROM managed_dw.exposures
   WHERE optimization_id = {driver.placeholder('optimization_id')}
@@ -23,7 +30,7 @@ def _managed(driver: WarehouseDriver, opt: Optimization, numbers: list[int]) -> 
 
 
 def _byo(driver: WarehouseDriver, opt: Optimization, servable: list[tuple[int, Any]],
-         timeout: float) -> str:
+         timeout: float, numbered: bool) -> str:
     q = driver.quote
     name = driver.config.exposures_table or "levered_exposures"
     try:
@@ -41,15 +48,15 @@ def _byo(driver: WarehouseDriver, opt: Optimization, servable: list[tuple[int, A
     if ts is None or "variant" not in cols:
         raise WarehouseFailure(f"exposures table {schema}.{table} needs the columns anonymous_id, "
                           "optimization_id, variant and timestamp")
-    # Variants may be stored as JSON or text with any key order: compare as jsonb.
-    cases = " ".join(f"WHEN CAST({q(cols['variant'])} AS jsonb) = "
-                     f"CAST({_literal(design.variant_key(v))} AS jsonb) THEN {n}"
+    # Variants may be stored as JSON or text with any key order: compare as jsonb (a simple
+    # CASE, so the column is cast once per row, not once per variant).
+    cases = " ".join(f"WHEN CAST({_literal(design.variant_key(v))} AS jsonb) THEN {n}"
                      for n, v in servable)
     return f"""
   SELECT * FROM (
-    SELECT row_number() OVER () AS exp_row, {col('exposure_id', 'VARCHAR')} AS exposure_id,
+    SELECT {_row_number(numbered)}{col('exposure_id', 'VARCHAR')} AS exposure_id,
            CAST({q(cols['anonymous_id'])} AS VARCHAR) AS anonymous_id,
-           CASE {cases} END AS variant_number, {col('context', 'VARCHAR')} AS context,
+           CASE CAST({q(cols['variant'])} AS jsonb) {cases} END AS variant_number, {col('context', 'VARCHAR')} AS context,
            coalesce({col('in_holdout', 'BOOLEAN')}, {_holdout_sql(q(cols['anonymous_id']), opt)})
              AS in_holdout,
            {col('propensity', 'DOUBLE PRECISION')} AS propensity,
@@ -71,11 +78,13 @@ def _holdout_sql(anon: str, opt: Optimization) -> str:
     return f"(mod({big}, 10000) < {opt.holdout_percentage * 100})"
 
 
-def exposures_cte(driver: WarehouseDriver, opt: Optimization, timeout: float) -> str:
-    """SELECT of (exp_row, exposure_id, anonymous_id, variant_number, context, in_holdout,
-    propensity, exposed_at) for the optimization's servable exposures."""
+def exposures_cte(driver: WarehouseDriver, opt: Optimization, timeout: float, *,
+                  numbered: bool = True) -> str:
+    """SELECT of ([exp_row,] exposure_id, anonymous_id, variant_number, context, in_holdout,
+    propensity, exposed_at) for the optimization's servable exposures (`exp_row` with
+    `numbered`)."""
     servable = design.servable_variants(opt.training_data_config["design_factors"],
                                         opt.excluded_combinations)
     if driver.managed:
-        return _managed(driver, opt, [n for n, _ in servable])
-    return _byo(driver, opt, servable, timeout)
+        return _managed(driver, opt, [n for n, _ in servable], numbered)
+    return _byo(driver, opt, servable, timeout, numbered)

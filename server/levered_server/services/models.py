@@ -8,9 +8,6 @@ from typing import Any
 from sqlalchemy import select
 
 from levered_server.clock import canonical_uuid, iso_s, utcnow
-from levered_server.engine.policy import PolicySettings
-from levered_server.engine.stats import CellStats
-from levered_server.engine.train import TrainOutcome
 from levered_server.errors import Conflict, FieldErrors, NotFound, OptimizationNotLive, TrainingInProgress
 from levered_server.schemas.optimizations import TrainRequest
 from levered_server.services import design, training_sql, versions
@@ -163,15 +160,19 @@ def train(*, runtime: Any, org_id: str, model_id: str, body: TrainRequest,
         try:
             stats, scanned, reward_type = training_sql.cell_stats(
                 runtime=runtime, org_id=org_id, optimization_id=opt.id)
-            knobs = versions.policy_settings(runtime.settings)
-            outcome = versions.fit(model_id=model.id, version=model.version + 1,
-                                   model_type=model.model_type, reward_type=reward_type,
-                                   opt=opt, stats=stats, bias=bias_now, knobs=knobs)
+            # The fit and the state JSON are built in the fit worker process (when the
+            # runtime has one), so they do not hold this process's GIL while it serves.
+            fits = getattr(runtime, "fits", None)
+            run = fits.run if fits is not None else _inline
+            outcome = run(versions.fit_and_state, model_id=model.id, version=model.version + 1,
+                          model_type=model.model_type, reward_type=reward_type,
+                          opt=versions.DesignSource.of(opt), stats=stats, bias=bias_now,
+                          knobs=versions.policy_settings(runtime.settings))
         except Exception as exc:
             _record_failure(runtime, org_id, model.id, started, trigger, exc, bias)
             raise
         result = _publish(runtime, org_id, model.id, opt, outcome, started, trigger, scanned,
-                          stats, bias, bias_now, knobs)
+                          bias)
     finally:
         with _TRAINING_LOCK:
             _TRAINING.discard(model.id)
@@ -181,10 +182,13 @@ def train(*, runtime: Any, org_id: str, model_id: str, body: TrainRequest,
                                   "expected_reward": expected}}
 
 
+def _inline(fn: Any, **kwargs: Any) -> Any:
+    return fn(**kwargs)
+
+
 def _publish(runtime: Any, org_id: str, model_id: str, opt: Optimization,
-             outcome: TrainOutcome, started: Any, trigger: str, scanned: int | None,
-             stats: CellStats, bias: dict[str, float] | None, bias_now: dict[str, float],
-             knobs: PolicySettings) -> dict[str, Any]:
+             outcome: versions.Fitted, started: Any, trigger: str, scanned: int | None,
+             bias: dict[str, float] | None) -> dict[str, Any]:
     now = utcnow()
     run = {"started_at": iso_s(started), "finished_at": iso_s(now),
            "outcome": "succeeded" if outcome.published else "skipped", "trigger": trigger,
@@ -197,11 +201,9 @@ def _publish(runtime: Any, org_id: str, model_id: str, opt: Optimization,
         if bias is not None:
             row.bias = bias
         expected = None
-        if outcome.version is not None:
+        if outcome.state is not None:
             row.version += 1
-            row.state = versions.state_json(outcome.version, stats=stats, bias=bias_now,
-                                            holdout_share=opt.holdout_percentage / 100,
-                                            knobs=knobs)
+            row.state = outcome.state
             row.trained_at = now
             row.status = "trained"
             row.error = None
@@ -212,8 +214,8 @@ def _publish(runtime: Any, org_id: str, model_id: str, opt: Optimization,
         row.updated_at = now
         result = {"status": row.status, "version": row.version,
                   "trained_at": iso_s(row.trained_at), "expected_reward": expected}
-    if outcome.version is not None:
-        runtime.versions.put(model_id, result["version"], outcome.version)
+    if outcome.serving is not None:
+        runtime.versions.put(model_id, result["version"], outcome.serving)
         runtime.serve_cache.invalidate(opt.id)
     return result
 

@@ -22,7 +22,8 @@ from levered_server.store.models import StatusChange
 
 MAX_DAYS = 366
 STATS_FIELDS = ("estimated_improvement_percent", "estimated_improvement_interval",
-                "best_vs_baseline_percent", "best_vs_baseline_interval", "estimated_progress")
+                "best_vs_baseline_percent", "best_vs_baseline_interval", "estimated_progress",
+                "best_vs_baseline_weighted_percent", "best_vs_baseline_weighted_interval")
 
 
 def _live_condition(changes: list[StatusChange], now: dt.datetime) -> str:
@@ -108,7 +109,8 @@ def _shape(opt: Any, model: Any, metric: Any, per_variant: list[dict[str, Any]],
             "expected_reward_lo": p.get("expected_reward_lo"),
             "expected_reward_hi": p.get("expected_reward_hi"),
             "prob_best": p.get("prob_best", 1 / k), "weight": p.get("weight", keep / k),
-            "allocation": p.get("allocation", 1 / k)})
+            "allocation": p.get("allocation", 1 / k),
+            "propensity_weighted": p.get("propensity_weighted")})
     by_arm = {bool(r["holdout"]): ArmStats(int(r["n"]), float(r["total"] or 0),
                                            float(r["total_sq"] or 0)) for r in arms}
     holdout = by_arm.get(True, ArmStats(0, 0, 0))
@@ -129,7 +131,7 @@ def _shape(opt: Any, model: Any, metric: Any, per_variant: list[dict[str, Any]],
         "conversion_window_hours": opt.training_data_config["attribution"][
             "conversion_window_hours"],
         "variants": variants,
-        "stats": saved.get("stats", dict.fromkeys(STATS_FIELDS)),
+        "stats": {**dict.fromkeys(STATS_FIELDS), **saved.get("stats", {})},
         "primary_metric_vs_holdout": {"metric_name": metric.name, **lift},
         "srm": {"p_value": srm.p_value, "ok": srm.ok,
                 "expected": {"holdout": srm.expected_holdout, "optimized": srm.expected_optimized},

@@ -4,7 +4,14 @@ A `live` optimization with new data is trained when `LEVERED_TRAIN_INTERVAL_MINU
 since its last run, or as soon as `LEVERED_TRAIN_EVERY_SERVES` non-dry-run serves were answered
 since then. New data = serves or ingested events since the last run (a bring-your-own warehouse
 is filled behind our back, so it always counts as new). Serving only bumps a counter; training
-runs on this thread, one model at a time, and never blocks a request.
+runs on this thread, one model at a time, and never waits for a request or makes one wait for
+it: the warehouse query runs here (DuckDB releases the GIL while it executes, though not while
+its result rows become Python objects), the fit in the fit worker process (`services/fit_worker.py`).
+
+Under heavy traffic `LEVERED_TRAIN_EVERY_SERVES` could keep a model training back to back; an
+automatic run of a model therefore waits at least `COOLDOWN_FACTOR` times the duration of its
+previous automatic run after that run ended (training takes at most ~1/(1 + factor) of the
+time per model). The serves keep counting, so the delayed run sees all of them.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from levered_server.schemas.optimizations import TrainRequest
 from levered_server.store.models import Model, Optimization, WarehouseConnection
 
 log = logging.getLogger("levered_server.training")
+COOLDOWN_FACTOR = 4.0
 
 
 class Trainer:
@@ -35,6 +43,7 @@ class Trainer:
         self._serves: dict[str, int] = {}
         self._last: dict[str, float] = {}
         self._dirty: dict[str, float] = {}
+        self._not_before: dict[str, float] = {}  # optimization id → end of its cooldown
         self._started = time.monotonic()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -56,7 +65,8 @@ class Trainer:
         """Count one non-dry-run serve (the hot path: a dict update, maybe a wake-up)."""
         n = self._serves.get(optimization_id, 0) + 1
         self._serves[optimization_id] = n
-        if 0 < self.every <= n:
+        if 0 < self.every <= n and not self._wake.is_set() and \
+                time.monotonic() >= self._not_before.get(optimization_id, 0.0):
             self._wake.set()
 
     def new_data(self, organization_id: str) -> None:
@@ -98,6 +108,9 @@ class Trainer:
 
     def due(self) -> list[tuple[str, str, str]]:
         """(organization id, model id, trigger) of the models to train now."""
+        return [(org, model, trigger) for org, model, trigger, _ in self._due()]
+
+    def _due(self) -> list[tuple[str, str, str, str]]:
         now = time.monotonic()
         out = []
         with self.runtime.store.system_session() as s:
@@ -107,9 +120,11 @@ class Trainer:
             managed = {c.organization_id for c in s.scalars(select(WarehouseConnection).where(
                 WarehouseConnection.provider == "duckdb")).all()}
             for opt, model in rows:
+                if now < self._not_before.get(opt.id, 0.0):
+                    continue  # cooling down after its last automatic run
                 serves = self._serves.get(opt.id, 0)
                 if 0 < self.every <= serves:
-                    out.append((opt.organization_id, model.id, "serves"))
+                    out.append((opt.organization_id, model.id, "serves", opt.id))
                     continue
                 last = self._last.get(opt.id)
                 if last is None:
@@ -117,7 +132,7 @@ class Trainer:
                 fresh = (serves > 0 or opt.organization_id not in managed
                          or self._dirty.get(opt.organization_id, -1.0) > last)
                 if self.interval > 0 and fresh and now - last >= self.interval:
-                    out.append((opt.organization_id, model.id, "schedule"))
+                    out.append((opt.organization_id, model.id, "schedule", opt.id))
         return out
 
     @staticmethod
@@ -132,9 +147,10 @@ class Trainer:
         """Train every due model, stopping early on shutdown."""
         from levered_server.services import models
 
-        for org_id, model_id, trigger in self.due():
+        for org_id, model_id, trigger, optimization_id in self._due():
             if self._stop.is_set():
                 return
+            started = time.monotonic()
             try:
                 models.train(runtime=self.runtime, org_id=org_id, model_id=model_id,
                              body=TrainRequest(), trigger=trigger)
@@ -142,3 +158,6 @@ class Trainer:
                 continue
             except Exception as exc:  # noqa: BLE001 - recorded on the model as a failed run
                 log.warning("automatic training of model %s failed: %s", model_id, exc)
+            finally:
+                ended = time.monotonic()
+                self._not_before[optimization_id] = ended + COOLDOWN_FACTOR * (ended - started)

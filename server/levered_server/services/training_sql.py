@@ -1,9 +1,27 @@
 """The training query: attributed exposures grouped to the engine's cell statistics (API.md 2.5).
 
-One statement per run, in the driver's dialect, built on the attribution SQL of
-:mod:`levered_server.services.attribution`. It returns one row per (variant, context cell,
-holdout flag) with the columns of :mod:`levered_server.engine.stats`; raw events never leave
-the warehouse.
+One statement per run, in the driver's dialect, built on the exposure (`e`), metric (`m`) and
+reward (`r`) CTEs of :mod:`levered_server.services.attribution`. It returns one row per
+(variant, context cell, holdout flag) with the columns of :mod:`levered_server.engine.stats`;
+raw events never leave the warehouse.
+
+Shape (close to a join and a GROUP BY, no window over all exposures):
+
+- ``rr``: reward rows summed per (user, time): rewards at the same instant go to the same
+  exposure.
+- ``j``/``cred``: one hash join of ``rr`` to the user's exposures inside the window; of each
+  reward time's candidates the latest exposure wins (ties on time: the greatest
+  ``exposure_id``, NULL last, then the rest of the row so the choice is deterministic). The
+  window runs over the join's few rows only. ``cred`` sums the rewards credited to each
+  exposure (``n``, ``total``).
+- ``cx``: each distinct context text, its factor values (the JSON parsed once per distinct
+  text, not once per exposure) and ``cell``, an integer per distinct tuple of values (key
+  order and extra keys do not matter), so the grouping keys stay narrow.
+- ``cells``: every exposure grouped to its cell (``exposures``, exact ``count(DISTINCT
+  anonymous_id)``, propensity sums) UNION ALL the credited exposures grouped to theirs (the
+  reward sums); every column is a sum, so the final GROUP BY adds the two parts (an exposure
+  without credit has r = 0 and adds nothing to the reward sums), and ``named`` turns the cell
+  back into its ``ctx_j`` values.
 """
 
 from __future__ import annotations
@@ -12,59 +30,109 @@ from typing import Any
 
 from levered_server.engine.stats import CellStats
 from levered_server.errors import WarehouseError
-from levered_server.services.attribution import prepare
+from levered_server.services.attribution import prepare_sources, window_hours
 from levered_server.services.warehouse_calls import translated
 
 MAX_CELLS = 1_000_000
+# The exposure columns that identify a row for attribution's tie-break and grouping.
+_EXPOSURE = ("anonymous_id", "exposed_at", "exposure_id", "variant_number", "context",
+             "in_holdout", "propensity")
+_REWARD_SUMS = ("reward_count", "reward_sum", "reward_sum_sq", "ipw_reward_sum",
+                "ipw_reward_sq_sum", "ipw_reward_w2_sum", "ipw_reward_sq_w2_sum")
+_EXPOSURE_SUMS = ("exposures", "users", "propensity_count", "ipw_weight_sum",
+                  "ipw_weight_sq_sum")
 
 
 def _context_expr(provider: str, placeholder: str) -> str:
     # Both dialects extract a JSON member as text (booleans as 'true'/'false', null as NULL).
     cast = "JSON" if provider == "duckdb" else "jsonb"
-    return f"CAST(e.context AS {cast}) ->> {placeholder}"
+    return f"CAST(cx.k AS {cast}) ->> {placeholder}"
+
+
+def _weight(alias: str) -> str:
+    # w = 1/π; holdout rows carry π = 1; NULL (left out of every ipw_* sum) without π > 0.
+    return (f"1.0 / CASE WHEN coalesce({alias}.in_holdout, FALSE) THEN 1.0 "
+            f"WHEN {alias}.propensity > 0 THEN {alias}.propensity END")
 
 
 def cells_sql(provider: str, placeholder: Any, context_factors: list[str],
-              reward_type: str) -> tuple[str, dict[str, Any]]:
-    """The SELECT appended to the attribution CTEs, and its extra parameters."""
+              reward_type: str, hours: int) -> tuple[str, dict[str, Any]]:
+    """The CTEs and SELECT appended to `WITH e, m, r`, and their extra parameters."""
     params = {f"ctx_name_{j}": name for j, name in enumerate(context_factors)}
-    ctx = [f"{_context_expr(provider, placeholder(f'ctx_name_{j}'))} AS ctx_{j}"
-           for j in range(len(context_factors))]
-    reward = ("CASE WHEN att.n > 0 THEN 1.0 ELSE 0.0 END" if reward_type == "bool"
-              else "CAST(coalesce(att.total, 0) AS DOUBLE PRECISION)")
-    group = ", ".join(str(i) for i in range(1, len(ctx) + 3))
+    ctx_names = [f"ctx_{j}" for j in range(len(context_factors))]
+    extract = "".join(f", {_context_expr(provider, placeholder(f'ctx_name_{j}'))} AS ctx_{j}"
+                      for j in range(len(context_factors)))
+    rv = "1.0" if reward_type == "bool" else "CAST(coalesce(c.total, 0) AS DOUBLE PRECISION)"
+    materialized = " MATERIALIZED" if provider == "duckdb" else ""
+    desc = ", ".join(f"e.{c} DESC NULLS LAST" for c in _EXPOSURE[1:])
+    exposure_cols = ", ".join(f"e.{c}" for c in _EXPOSURE)
+    exposure_key = ", ".join(_EXPOSURE)
+    zero_rewards = ", ".join(f"0 AS {c}" for c in _REWARD_SUMS)
+    zero_exposures = ", ".join(f"0 AS {c}" for c in _EXPOSURE_SUMS)
+    context_key = "coalesce(CAST({0}.context AS VARCHAR), '{{}}')"
+    # One integer per cell (the context texts giving the same factor values), so that the
+    # exact count(DISTINCT anonymous_id) groups on narrow keys.
+    rank = (f"dense_rank() OVER (ORDER BY {', '.join(f'd.{c}' for c in ctx_names)})"
+            if ctx_names else "1")
     sql = f""",
-x AS (
-  SELECT e.variant_number, {''.join(c + ', ' for c in ctx)}coalesce(e.in_holdout, FALSE) AS in_holdout,
-         e.anonymous_id, {reward} AS rv,
-         1.0 / CASE WHEN coalesce(e.in_holdout, FALSE) THEN 1.0
-                    WHEN e.propensity > 0 THEN e.propensity END AS w
-  FROM e LEFT JOIN att ON att.exp_row = e.exp_row
+rr AS{materialized} (
+  SELECT anonymous_id, ts, count(*) AS n, sum(value) AS total FROM r GROUP BY anonymous_id, ts
 ),
-scanned AS (SELECT (SELECT count(*) FROM e) + (SELECT count(*) FROM r) AS rows_scanned)
-SELECT x.variant_number, {''.join(f'x.ctx_{j}, ' for j in range(len(ctx)))}x.in_holdout,
-       count(*) AS exposures, count(DISTINCT x.anonymous_id) AS users,
-       sum(CASE WHEN x.rv > 0 THEN 1 ELSE 0 END) AS reward_count, sum(x.rv) AS reward_sum,
-       sum(x.rv * x.rv) AS reward_sum_sq, count(x.w) AS propensity_count,
-       sum(x.w) AS ipw_weight_sum, sum(x.w * x.w) AS ipw_weight_sq_sum,
-       sum(x.rv * x.w) AS ipw_reward_sum, sum(x.rv * x.rv * x.w) AS ipw_reward_sq_sum,
-       sum(x.rv * x.w * x.w) AS ipw_reward_w2_sum,
-       sum(x.rv * x.rv * x.w * x.w) AS ipw_reward_sq_w2_sum,
-       max(scanned.rows_scanned) AS rows_scanned
-FROM x CROSS JOIN scanned
-GROUP BY {group}"""
+j AS (
+  SELECT rr.n, rr.total, {exposure_cols},
+         row_number() OVER (PARTITION BY rr.anonymous_id, rr.ts ORDER BY {desc}) AS rn
+  FROM rr JOIN e ON e.anonymous_id = rr.anonymous_id AND e.exposed_at <= rr.ts
+                AND rr.ts <= e.exposed_at + INTERVAL '{hours} hours'
+),
+cred AS (
+  SELECT {exposure_key}, sum(n) AS n, sum(total) AS total
+  FROM j WHERE rn = 1 GROUP BY {exposure_key}
+),
+cx AS (
+  SELECT d.*, {rank} AS cell
+  FROM (SELECT cx.k{extract}
+        FROM (SELECT DISTINCT {context_key.format("e")} AS k FROM e) AS cx) AS d
+),
+cells AS (
+  SELECT e.variant_number, cx.cell, coalesce(e.in_holdout, FALSE) AS in_holdout,
+         count(*) AS exposures, count(DISTINCT e.anonymous_id) AS users,
+         count({_weight('e')}) AS propensity_count, sum({_weight('e')}) AS ipw_weight_sum,
+         sum(({_weight('e')}) * ({_weight('e')})) AS ipw_weight_sq_sum, {zero_rewards}
+  FROM e JOIN cx ON cx.k = {context_key.format('e')}
+  GROUP BY 1, 2, 3
+  UNION ALL
+  SELECT x.variant_number, x.cell, x.in_holdout, {zero_exposures},
+         sum(CASE WHEN x.rv > 0 THEN 1 ELSE 0 END) AS reward_count, sum(x.rv) AS reward_sum,
+         sum(x.rv * x.rv) AS reward_sum_sq, sum(x.rv * x.w) AS ipw_reward_sum,
+         sum(x.rv * x.rv * x.w) AS ipw_reward_sq_sum, sum(x.rv * x.w * x.w) AS ipw_reward_w2_sum,
+         sum(x.rv * x.rv * x.w * x.w) AS ipw_reward_sq_w2_sum
+  FROM (SELECT c.variant_number, cx.cell, coalesce(c.in_holdout, FALSE) AS in_holdout,
+               {rv} AS rv, {_weight('c')} AS w
+        FROM cred AS c JOIN cx ON cx.k = {context_key.format('c')}) AS x
+  GROUP BY 1, 2, 3
+),
+named AS (
+  SELECT DISTINCT cell{''.join(f', {c}' for c in ctx_names)} FROM cx
+)
+SELECT cells.variant_number{''.join(f', named.{c}' for c in ctx_names)}, cells.in_holdout,
+       {', '.join(f'sum(cells.{c}) AS {c}' for c in (*_EXPOSURE_SUMS, *_REWARD_SUMS))},
+       sum(sum(cells.exposures)) OVER () + (SELECT coalesce(sum(n), 0) FROM rr) AS rows_scanned
+FROM cells JOIN named ON named.cell = cells.cell
+GROUP BY cells.variant_number, cells.cell{''.join(f', named.{c}' for c in ctx_names)}, cells.in_holdout"""
     return sql, params
 
 
 def cell_stats(*, runtime: Any, org_id: str, optimization_id: str
                ) -> tuple[CellStats, int | None, str]:
     """Run the training query: the cells, the rows the warehouse scanned, the reward type."""
-    driver, opt, metric, sql, params = prepare(runtime, org_id, optimization_id)
+    driver, opt, metric, sources, params = prepare_sources(runtime, org_id, optimization_id)
     factors = [f["name"] for f in opt.training_data_config["context_factors"]]
-    tail, extra = cells_sql(driver.provider, driver.placeholder, factors, metric.reward_type)
+    tail, extra = cells_sql(driver.provider, driver.placeholder, factors, metric.reward_type,
+                            window_hours(opt))
     with translated(driver.provider, rejected=WarehouseError,
                     rejected_prefix="The training query failed"):
-        rows = driver.query(sql + tail, limit=MAX_CELLS, params={**params, **extra},
+        rows = driver.query("WITH " + sources + tail, limit=MAX_CELLS,
+                            params={**params, **extra},
                             timeout=runtime.settings.query_timeout_seconds).rows
     scanned = max((int(r["rows_scanned"] or 0) for r in rows), default=None)
     return CellStats.from_rows(rows, factors), scanned, metric.reward_type

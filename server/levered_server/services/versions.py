@@ -4,18 +4,24 @@ A version's state JSON holds the summaries results and model state read (so they
 and the engine's inputs (cell statistics, bias, holdout share, policy settings), so any process
 can rebuild the exact same :class:`ModelVersion` from (model id, version): the posterior draws
 are seeded from that pair (API.md 8.1).
+
+Fits and rebuilds run in a worker process (`fit_worker.FitPool`) when the runtime has one, so
+the engine's numpy work and the state's JSON never hold the serving process's GIL or grow its
+heap; only the serving policy (numpy arrays) and the state dict come back.
 """
 
 from __future__ import annotations
 
+import base64
 import bisect
 import dataclasses
 import itertools
 import logging
 import random
 import threading
-from collections.abc import Mapping
-from typing import Any
+import zlib
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -26,10 +32,14 @@ from levered_server.engine.stats import CellStats
 from levered_server.engine.train import ModelVersion, TrainOutcome, generator, train
 from levered_server.engine.variants import Design
 from levered_server.services import design as design_rules
+from levered_server.services.fit_worker import FitPool
 
 log = logging.getLogger("levered_server.training")
 ENGINE_STATE = 1
 MAX_CACHED_CONTEXTS = 10_000
+PREPARED_CELLS = 128  # context cells whose allocation a fit or rebuild computes in advance
+CELLS_FORMAT = "zlib-b64le"  # `inputs.cells`: deflated little-endian arrays in base64
+T = TypeVar("T")
 
 
 def design_of(opt: Any) -> Design:
@@ -94,7 +104,7 @@ def state_json(v: ModelVersion, *, stats: CellStats, bias: Mapping[str, float],
         "summary": {"variants_count": len(variants),
                     "lift": _num(lift.best_vs_baseline_percent),
                     "confidence": best["prob_best"], "exposures": v.observations},
-        "inputs": {"reward_type": v.reward_type, "cells": stats.to_dict(), "bias": dict(bias),
+        "inputs": {"reward_type": v.reward_type, "cells": pack_cells(stats), "bias": dict(bias),
                    "holdout_share": holdout_share,
                    "policy": dataclasses.asdict(knobs)},
     }
@@ -104,9 +114,101 @@ def _pair(p: tuple[float, float] | None) -> list[float] | None:
     return None if p is None else [float(p[0]), float(p[1])]
 
 
+def _b64(a: np.ndarray, dtype: str) -> str:
+    raw = np.ascontiguousarray(a, dtype=dtype).tobytes()
+    return base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
+
+
+def _unb64(text: str, dtype: str) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=dtype).copy()
+
+
+def pack_cells(stats: CellStats) -> dict[str, Any]:
+    """The cell statistics as a few deflated base64 strings (exact float64 bits).
+
+    :meth:`CellStats.to_dict` spells every cell as JSON numbers: ~0.8 MB and ~10⁵ Python objects
+    for a 1,024-variant design with context, which every reader of the row parses.
+    """
+    return {"format": CELLS_FORMAT, "rows": stats.n_rows,
+            "variant": _b64(stats.variant, "<i8"), "context": _b64(stats.context, "<i8"),
+            "in_holdout": _b64(stats.in_holdout, "u1"),
+            "sums": {c: _b64(v, "<f8") for c, v in stats.sums.items()},
+            "context_factors": list(stats.context_factors),
+            "context_levels": [list(levels) for levels in stats.context_levels]}
+
+
+def unpack_cells(data: Mapping[str, Any]) -> CellStats:
+    """Read :func:`pack_cells` (or the older :meth:`CellStats.to_dict` form)."""
+    if data.get("format") != CELLS_FORMAT:
+        return CellStats.from_dict(data)
+    factors = tuple(data["context_factors"])
+    rows = int(data["rows"])
+    return CellStats(_unb64(data["variant"], "<i8").astype(np.int64),
+                     _unb64(data["context"], "<i8").astype(np.int64).reshape(rows, len(factors)),
+                     _unb64(data["in_holdout"], "u1").astype(bool),
+                     {c: _unb64(v, "<f8").astype(float) for c, v in data["sums"].items()},
+                     factors, tuple(tuple(levels) for levels in data["context_levels"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class DesignSource:
+    """What `design_of` reads of an optimization (picklable for the worker process)."""
+
+    training_data_config: dict[str, Any]
+    excluded_combinations: list[dict[str, Any]]
+    holdout_percentage: int
+
+    @classmethod
+    def of(cls, opt: Any) -> DesignSource:
+        return cls(opt.training_data_config, list(opt.excluded_combinations or []),
+                   int(opt.holdout_percentage))
+
+
+@dataclasses.dataclass(frozen=True)
+class Fitted:
+    """A run's result as the publishing side needs it (what crosses the process boundary)."""
+
+    published: bool
+    observations: int
+    historic_reward: float | None
+    serving: Serving | None
+    state: dict[str, Any] | None
+
+
+def fit_and_state(*, model_id: str, version: int, model_type: str, reward_type: str,
+                  opt: DesignSource, stats: CellStats, bias: Mapping[str, float],
+                  knobs: policy.PolicySettings) -> Fitted:
+    """Fit `version` and build its state JSON (run in the worker process)."""
+    outcome = fit(model_id=model_id, version=version, model_type=model_type,
+                  reward_type=reward_type, opt=opt, stats=stats, bias=bias, knobs=knobs)
+    if outcome.version is None:
+        return Fitted(outcome.published, outcome.observations, outcome.historic_reward, None, None)
+    state = state_json(outcome.version, stats=stats, bias=bias,
+                       holdout_share=opt.holdout_percentage / 100, knobs=knobs)
+    return Fitted(outcome.published, outcome.observations, outcome.historic_reward,
+                  Serving.prepared(version, outcome.version.policy, stats), state)
+
+
+def rebuild_policy(*, model_id: str, model_type: str, version: int, opt: DesignSource,
+                   inputs: Mapping[str, Any]) -> Serving:
+    """The serving policy of a stored version, refit from its state's inputs (seeded, exact)."""
+    knobs = policy.PolicySettings(**{**inputs["policy"], "min_observations": 0})
+    stats = unpack_cells(inputs["cells"])
+    outcome = train(model_type, inputs["reward_type"], design_of(opt), stats,
+                    rng=generator(model_id, version), holdout_share=inputs["holdout_share"],
+                    bias=inputs["bias"], settings=knobs)
+    assert outcome.version is not None
+    return Serving.prepared(version, outcome.version.policy, stats)
+
+
 @dataclasses.dataclass
 class Serving:
-    """A version's serving policy with its allocations cached per context codes."""
+    """A version's serving policy with its allocations cached per context codes.
+
+    API.md 2.4: for `cmab` q is estimated from S posterior draws conditioned on the context and
+    may be cached per model version and context, so a request costs one uniform draw and a
+    binary search over the cumulative allocation of its context cell.
+    """
 
     version: int
     policy: ServePolicy
@@ -119,32 +221,65 @@ class Serving:
         codes = tuple(int(c) for c in self.policy.encode(context))
         cached = self._cumulative.get(codes)
         if cached is None:
-            p = [float(x) for x in self.policy.allocation_for_codes(np.asarray(codes, np.int64))]
-            cached = (p, list(itertools.accumulate(p)))
-            if len(self._cumulative) < MAX_CACHED_CONTEXTS:
-                self._cumulative[codes] = cached
+            cached = self._cache(codes)
         p, cum = cached
         i = min(bisect.bisect_right(cum, rng.random() * cum[-1]), len(p) - 1)
         while p[i] <= 0 and i > 0:  # never land on a zero-probability variant
             i -= 1
         return self.numbers[i], p[i]
 
+    def _cache(self, codes: tuple[int, ...]) -> tuple[list[float], list[float]]:
+        p = [float(x) for x in self.policy.allocation_for_codes(np.asarray(codes, np.int64))]
+        cached = (p, list(itertools.accumulate(p)))
+        if len(self._cumulative) < MAX_CACHED_CONTEXTS:
+            self._cumulative[codes] = cached
+        return cached
+
+    @classmethod
+    def prepared(cls, version: int, serve: ServePolicy, stats: CellStats | None = None,
+                 cells: int = PREPARED_CELLS) -> Serving:
+        """A version's serving policy with the allocations of its likely context cells computed
+        (where it was fitted, so the serving process does not): the population, the cells seen
+        in training by exposures, then other combinations of the levels seen, `cells` at most."""
+        out = cls(version, serve, [int(n) for n in serve.numbers])
+        if serve.draws is None:  # one allocation whatever the context
+            out._cache(tuple(-1 for _ in serve.context_factors))
+            return out
+        likely: list[tuple[int, ...]] = [tuple(-1 for _ in serve.context_factors)]
+        if stats is not None and stats.n_rows and stats.context.shape[1] == len(
+                serve.context_factors):
+            seen, weight = stats.context_cells()
+            likely += [tuple(int(c) for c in seen[i]) for i in np.argsort(-weight, kind="stable")]
+        levels = [range(-1, len(lv)) for lv in serve.context_levels]
+        for codes in itertools.chain(likely, itertools.product(*levels)):
+            if len(out._cumulative) >= cells:
+                break
+            if codes not in out._cumulative:
+                out._cache(tuple(codes))
+        return out
+
 
 class VersionCache:
     """Serving policies by (model id, version), rebuilt from the state JSON when missing."""
 
-    def __init__(self) -> None:
+    def __init__(self, pool: FitPool | None = None) -> None:
+        self.pool = pool
         self._items: dict[tuple[str, int], Serving] = {}
         self._lock = threading.Lock()
 
-    def put(self, model_id: str, version: int, v: ModelVersion) -> Serving:
-        """Cache the policy of a freshly trained version."""
-        serving = Serving(version, v.policy, [int(n) for n in v.policy.numbers])
+    def put(self, model_id: str, version: int, v: ModelVersion | Serving) -> Serving:
+        """Cache the policy of a freshly trained version (its own process's or a worker's)."""
+        serving = v if isinstance(v, Serving) else Serving(version, v.policy,
+                                                          [int(n) for n in v.policy.numbers])
         with self._lock:
             for key in [k for k in self._items if k[0] == model_id]:
                 del self._items[key]
             self._items[(model_id, version)] = serving
         return serving
+
+    def cached(self, model_id: str, version: int) -> Serving | None:
+        """The policy of (model, version) if this process has it."""
+        return self._items.get((model_id, version))
 
     def get(self, model: Any, opt: Any) -> Serving | None:
         """The serving policy of the model's current version (None while untrained)."""
@@ -153,22 +288,24 @@ class VersionCache:
         found = self._items.get((model.id, model.version))
         if found is not None:
             return found
-        inputs = (model.state or {}).get("inputs")
+        return self.build(model.id, model.model_type, model.version, model.state, opt)
+
+    def build(self, model_id: str, model_type: str, version: int,
+              state: Mapping[str, Any] | None, opt: Any) -> Serving | None:
+        """Rebuild a stored version's policy (in the worker process when there is a pool)."""
+        inputs = (state or {}).get("inputs")
         if not inputs:
             return None
-        knobs = policy.PolicySettings(**{**inputs["policy"], "min_observations": 0})
+        source = opt if isinstance(opt, DesignSource) else DesignSource.of(opt)
+        run = self.pool.run if self.pool is not None else _call
         try:
-            outcome = self._rebuild(model, opt, inputs, knobs)
+            serving = run(rebuild_policy, model_id=model_id, model_type=model_type,
+                          version=version, opt=source, inputs=inputs)
         except Exception:  # noqa: BLE001 - serving stays up (uniform) and says why in the log
-            log.exception("cannot rebuild version %d of model %s", model.version, model.id)
+            log.exception("cannot rebuild version %d of model %s", version, model_id)
             return None
-        assert outcome.version is not None
-        return self.put(model.id, model.version, outcome.version)
+        return self.put(model_id, version, serving)
 
-    @staticmethod
-    def _rebuild(model: Any, opt: Any, inputs: dict[str, Any],
-                 knobs: policy.PolicySettings) -> TrainOutcome:
-        return train(model.model_type, inputs["reward_type"], design_of(opt),
-                     CellStats.from_dict(inputs["cells"]),
-                     rng=generator(model.id, model.version),
-                     holdout_share=inputs["holdout_share"], bias=inputs["bias"], settings=knobs)
+
+def _call(fn: Callable[..., T], **kwargs: Any) -> T:
+    return fn(**kwargs)

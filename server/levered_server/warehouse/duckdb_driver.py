@@ -26,8 +26,9 @@ from levered_server.warehouse.values import to_json, unique_names
 SCHEMA = "managed_dw"
 # External access off (no files, URLs, ATTACH, INSTALL/LOAD) and the
 # configuration locked so a query cannot turn it back on.
-_CONFIG = {"enable_external_access": False, "autoinstall_known_extensions": False,
-           "autoload_known_extensions": False, "lock_configuration": True}
+_CONFIG: dict[str, Any] = {"enable_external_access": False,
+                           "autoinstall_known_extensions": False,
+                           "autoload_known_extensions": False, "lock_configuration": True}
 _DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
 CREATE TABLE IF NOT EXISTS {SCHEMA}.exposures (
@@ -106,6 +107,24 @@ class DuckDBDriver(WarehouseDriver):
     def dataset(self) -> str:
         return SCHEMA
 
+    @property
+    def temp_dir(self) -> Path:
+        """Where this database spills beyond its memory limit (DuckDB empties it on close)."""
+        return Path(self.options["warehouse_dir"]) / "tmp" / self.config.organization_id
+
+    def _config(self) -> dict[str, Any]:
+        # The same for every connection to the file (DuckDB refuses a second configuration
+        # of an open database). Memory is capped so a large join or aggregation spills to
+        # disk instead of growing the server process with the number of events.
+        config = dict(_CONFIG)
+        if self.options.get("memory_limit"):
+            config["memory_limit"] = str(self.options["memory_limit"])
+            self.temp_dir.parent.mkdir(parents=True, exist_ok=True)
+            config["temp_directory"] = str(self.temp_dir)
+        if self.options.get("threads"):
+            config["threads"] = int(self.options["threads"])
+        return config
+
     @contextlib.contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """An exclusive read-write connection, for the server's own inserts only.
@@ -118,7 +137,7 @@ class DuckDBDriver(WarehouseDriver):
             with _lock_for(self.path).write(WRITE_WAIT):
                 con = _WRITERS.get(key)
                 if con is None:
-                    con = duckdb.connect(key, config=dict(_CONFIG))
+                    con = duckdb.connect(key, config=self._config())
                     con.execute(_DDL)
                     _WRITERS[key] = con
                 con.execute("BEGIN TRANSACTION")
@@ -144,7 +163,7 @@ class DuckDBDriver(WarehouseDriver):
                 # One configuration per file and process: the cached writer must go. No
                 # writer runs while a read lock is held, so closing it here is safe.
                 _close_writer(key)
-                con = duckdb.connect(key, read_only=True, config=dict(_CONFIG))
+                con = duckdb.connect(key, read_only=True, config=self._config())
                 try:
                     con.execute(f"SET search_path = '{SCHEMA}'")
                     yield con

@@ -36,7 +36,9 @@ class WarehouseManager:
         self.settings = settings
         self.store = store
         self.secrets = secrets
-        self.options: dict[str, Any] = {"warehouse_dir": str(settings.warehouse_dir)}
+        self.options: dict[str, Any] = {"warehouse_dir": str(settings.warehouse_dir),
+                                        "memory_limit": settings.warehouse_memory_limit,
+                                        "threads": settings.warehouse_threads}
 
     def build(self, config: ConnectionConfig) -> WarehouseDriver:
         """A driver for a connection configuration.

@@ -1,0 +1,217 @@
+"""The serve path's snapshots and the fit worker (API.md 2.4, 7, 8.1): what a change takes to
+reach serving, that requests never rebuild policies or parse model state, and that training
+runs in the worker process with the same results."""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import numpy as np
+import pytest
+
+from levered_server.engine.stats import SUM_COLUMNS, CellStats
+from levered_server.services import fit_worker, serve_cache, versions
+from levered_server.services.scheduler import COOLDOWN_FACTOR, Trainer
+from levered_server.store.models import Model, Optimization
+from tests.server.factories import make_metric, make_optimization
+from tests.server.test_training import REWARDS_SQL, seed
+
+BOUND = serve_cache.TTL + 1.0  # a change made by another process reaches serving within this
+
+
+def _serve(server, opt_id: str, anon: str, **body):
+    resp = server.client.post(f"/api/v2/optimizations/{opt_id}/serve",
+                              json={"anonymous_id": anon, **body})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+@pytest.fixture
+def cmab(org):
+    opt = make_optimization(org, make_metric(org, sql=REWARDS_SQL)["id"])
+    seed(org, opt, 40, "snap")
+    resp = org.post(f"/api/v2/models/{opt['model_id']}/train")
+    assert resp.status_code == 200 and resp.json()["version"] == 1, resp.text
+    return opt
+
+
+def test_training_runs_in_the_fit_worker_process(server, cmab):
+    pool = server.runtime.fits
+    assert pool is not None and not pool.inline and pool.started >= 1
+    assert server.runtime.versions.cached(cmab["model_id"], 1) is not None
+
+
+def test_a_dead_worker_is_replaced(server, org, cmab):
+    pool = server.runtime.fits
+    for worker in list(pool._idle):
+        worker.proc.kill()
+        worker.proc.wait()
+    resp = org.post(f"/api/v2/models/{cmab['model_id']}/train")
+    assert resp.status_code == 200 and resp.json()["version"] == 2, resp.text
+
+
+def test_worker_errors_are_raised_in_the_server():
+    pool = fit_worker.FitPool(workers=1)
+    try:
+        with pytest.raises(ValueError, match="unknown model type"):
+            pool.run(versions.rebuild_policy, model_id="m", model_type="nope", version=1,
+                     opt=versions.DesignSource({"design_factors": [
+                         {"name": "a", "levels": ["x", "y"]}], "context_factors": []}, [], 0),
+                     inputs={"policy": {}, "reward_type": "bool", "holdout_share": 0.0,
+                             "bias": {}, "cells": versions.pack_cells(_stats(5))})
+        assert pool.started == 1
+    finally:
+        pool.close()
+    assert pool.started == 0
+
+
+def test_in_process_changes_reach_the_next_request(server, org, cmab):
+    oid = cmab["id"]
+    assert _serve(server, oid, "a")["model_version"] == 1
+    assert org.post(f"/api/v2/models/{cmab['model_id']}/train").json()["version"] == 2
+    body = _serve(server, oid, "fresh-after-train")
+    assert body["model_version"] == 2
+    resp = org.patch(f"/api/v2/optimizations/{oid}", json={"status": "completed"})
+    assert resp.status_code == 200, resp.text
+    body = _serve(server, oid, "fresh-after-complete")
+    assert body["propensity"] == 1.0 and body["in_holdout"] is False
+    winner = org.get(f"/api/v2/optimizations/{oid}").json()["winner"]
+    assert body["variant_number"] == winner["variant_number"]
+
+
+def test_status_changed_by_another_process_serves_within_the_bound(server, org, cmab):
+    oid = cmab["id"]
+    _serve(server, oid, "warm")
+    with server.runtime.store.system_session() as s:  # as another worker would, no invalidation
+        s.get(Optimization, oid).status = "archived"
+    changed = time.monotonic()
+    while True:
+        resp = server.client.post(f"/api/v2/optimizations/{oid}/serve",
+                                  json={"anonymous_id": "poll", "dry_run": True})
+        if resp.status_code == 409:
+            break
+        assert time.monotonic() - changed < BOUND, "the status change did not reach serving"
+        time.sleep(0.05)
+    assert resp.json()["error"]["code"] == "optimization_not_live"
+
+
+def test_a_version_trained_elsewhere_is_rebuilt_behind_the_old_one(server, org, cmab, monkeypatch):
+    """The old version keeps serving (with its own model_version) until the new policy is built
+    in the background; the request path never rebuilds it."""
+    monkeypatch.setattr(serve_cache, "TTL", 0.2)
+    rt = server.runtime
+    assert org.post(f"/api/v2/models/{cmab['model_id']}/train").json()["version"] == 2
+    with rt.store.system_session() as s:
+        model = s.get(Model, cmab["model_id"])
+        v2_state, model.version = model.state, 1  # pretend v2 is not published yet
+    cache = serve_cache.ServeCache(rt.store, versions.VersionCache(rt.fits))
+    first = cache.get(cmab["id"])  # cold: builds v1 synchronously
+    assert first.model_version == 1 and first.policy.version == 1
+    with rt.store.system_session() as s:  # another process publishes v2
+        model = s.get(Model, cmab["model_id"])
+        model.version, model.state = 2, v2_state
+    time.sleep(0.25)
+    built = []
+    real_build = cache.versions.build
+    monkeypatch.setattr(cache.versions, "build",
+                        lambda *a, **k: built.append(time.monotonic()) or real_build(*a, **k))
+    stale = cache.get(cmab["id"])
+    assert stale.model_version == 1 and not built  # answered at once, from the old snapshot
+    deadline = time.monotonic() + 20
+    while True:
+        snap = cache.get(cmab["id"])
+        assert snap.policy is not None and snap.policy.version == snap.model_version
+        if snap.model_version == 2:
+            break
+        assert time.monotonic() < deadline, "v2 never reached serving"
+        time.sleep(0.05)
+    assert len(built) == 1
+    cache.close()
+
+
+def test_requests_do_not_read_the_model_state(server, cmab, monkeypatch):
+    monkeypatch.setattr(serve_cache, "TTL", 0.0)
+    cache = server.runtime.serve_cache
+    cache.get(cmab["id"])
+    statements = []
+    from sqlalchemy import event
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    engine = server.runtime.store.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for i in range(5):
+            _serve(server, cmab["id"], f"no-state-{i}", dry_run=True)
+            cache._refresh(cmab["id"], wait_for_policy=True)  # what the background thread does
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements and not [s for s in statements if "state" in s.split("FROM")[0]
+                               and "models" in s]
+
+
+def test_invalidation_during_a_background_load_is_not_lost(server, cmab, monkeypatch):
+    cache = server.runtime.serve_cache
+    cache.get(cmab["id"])
+    real_load = cache._load
+
+    def load_then_change(*args, **kwargs):
+        snap = real_load(*args, **kwargs)
+        cache.invalidate(cmab["id"])  # a change lands while the old stamp was being read
+        return snap
+
+    monkeypatch.setattr(cache, "_load", load_then_change)
+    cache._refresh(cmab["id"], wait_for_policy=True)
+    monkeypatch.undo()
+    assert cmab["id"] in cache._invalid  # the next request reloads
+
+
+def test_prepared_allocations_equal_the_policy(server, cmab):
+    serving = server.runtime.versions.cached(cmab["model_id"], 1)
+    assert serving._cumulative, "the fit worker computes the likely context cells"
+    for context in ({"country": "US"}, {"country": "DE"}, {}, {"country": "FR"}):
+        codes = tuple(int(c) for c in serving.policy.encode(context))
+        assert codes in serving._cumulative
+        p, cum = serving._cumulative[codes]
+        assert p == pytest.approx(list(serving.policy.allocation(context)), abs=0, rel=1e-15)
+        assert cum[-1] == pytest.approx(1.0)
+
+
+def _stats(n: int) -> CellStats:
+    rng = np.random.default_rng(3)
+    return CellStats(rng.integers(1, 3, n), rng.integers(-1, 3, (n, 2)), rng.random(n) < 0.1,
+                     {c: rng.random(n) * 100 for c in SUM_COLUMNS}, ("country", "device"),
+                     (("US", "DE", None), ("mobile", "desktop", "tv")))
+
+
+def test_cells_pack_exactly_and_old_states_still_read():
+    stats = _stats(50)
+    for data in (versions.pack_cells(stats), stats.to_dict()):
+        back = versions.unpack_cells(data)
+        assert np.array_equal(back.variant, stats.variant)
+        assert np.array_equal(back.context, stats.context)
+        assert np.array_equal(back.in_holdout, stats.in_holdout)
+        for c in SUM_COLUMNS:
+            assert np.array_equal(back.sums[c], stats.sums[c])
+        assert back.context_factors == stats.context_factors
+        assert back.context_levels == stats.context_levels
+
+
+def test_automatic_runs_cool_down(server):
+    trainer = Trainer(server.runtime)
+    trainer.every = 1
+    trainer._not_before["opt"] = time.monotonic() + 60
+    trainer.served("opt")
+    assert not trainer._wake.is_set()  # cooling down: the serve does not wake the trainer
+    trainer._not_before["opt"] = 0.0
+    trainer.served("opt")
+    assert trainer._wake.is_set()
+    assert COOLDOWN_FACTOR >= 1
+
+
+def test_the_start_up_heap_is_frozen(server):
+    from levered_server.runtime import GC_THRESHOLDS
+
+    assert gc.get_freeze_count() > 0 and gc.get_threshold() == GC_THRESHOLDS

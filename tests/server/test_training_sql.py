@@ -1,0 +1,396 @@
+"""The training statement (services/training_sql.py) against a reference of API.md 2.5.
+
+Each case runs on the managed DuckDB warehouse and, with LEVERED_TEST_POSTGRES_URL, on a
+bring-your-own PostgreSQL exposures table: explicit edge cases (ties on time, a reward between
+two exposures, after the window, before the exposure, a user in two cells, duplicate rows) and
+random data checked cell by cell against a plain-Python last-touch attribution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import random
+import uuid
+from typing import Any
+
+import pytest
+
+from levered_server.engine.stats import SUM_COLUMNS, context_text
+from levered_server.services.design import in_holdout
+from levered_server.services.training_sql import cell_stats
+from tests.server.conftest import PG_URL, make_settings, new_org, pg_exec, running
+from tests.server.factories import hero
+
+T0 = dt.datetime(2026, 11, 1, 0, 0)
+W = dt.timedelta(hours=24)  # HERO's conversion window
+HEADLINES = ["Ship faster", "Build better", "Scale up"]
+CTAS = ["Get started", "Try it free"]
+SERVABLE = [1, 2, 3, 4, 5]  # HERO excludes #6 (Scale up, Try it free)
+FACTORS = ("country", "device_type")
+
+
+def _variant(number: int) -> dict[str, str]:
+    return {"headline": HEADLINES[(number - 1) // 2], "cta_text": CTAS[(number - 1) % 2]}
+
+
+@dataclasses.dataclass
+class Exp:
+    anon: str | None
+    hours: float
+    variant: int = 1
+    context: Any = None  # dict → JSON text; str → as is; None → NULL
+    exposure_id: str | None = None
+    in_holdout: bool | None = False
+    propensity: float | None = 0.5
+    optimization: str | None = None  # another optimization's ID
+
+    @property
+    def at(self) -> dt.datetime:
+        return T0 + dt.timedelta(hours=self.hours)
+
+    @property
+    def context_text(self) -> str | None:
+        return json.dumps(self.context) if isinstance(self.context, dict) else self.context
+
+
+@dataclasses.dataclass
+class Rew:
+    anon: str | None
+    hours: float
+    value: float | None = 1.0
+
+    @property
+    def at(self) -> dt.datetime:
+        return T0 + dt.timedelta(hours=self.hours)
+
+
+def reference(exposures: list[Exp], rewards: list[Rew], numeric: bool,
+              holdout: Any = lambda e: bool(e.in_holdout)
+              ) -> dict[tuple[Any, ...], dict[str, float]]:
+    """Cell statistics by the contract's words, one reward at a time."""
+    mine = [e for e in exposures if e.optimization is None and e.variant in SERVABLE]
+    credited: dict[int, list[Rew]] = {}
+    for r in rewards:
+        cands = [i for i, e in enumerate(mine)
+                 if r.anon is not None and e.anon == r.anon and e.at <= r.at <= e.at + W]
+        if cands:
+            # latest exposure; ties on time: the greatest exposure_id (NULL below any)
+            best = max(cands, key=lambda i: (mine[i].at, mine[i].exposure_id is not None,
+                                             mine[i].exposure_id or ""))
+            credited.setdefault(best, []).append(r)
+    cells: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for i, e in enumerate(mine):
+        ctx = json.loads(e.context_text) if e.context_text else {}
+        held = holdout(e)
+        key = (e.variant, tuple(context_text(ctx.get(f)) for f in FACTORS), held)
+        c = cells.setdefault(key, {**dict.fromkeys(SUM_COLUMNS, 0.0), "_users": set()})
+        got = credited.get(i, [])
+        if numeric:
+            rv = float(sum(r.value for r in got if r.value is not None))
+        else:
+            rv = 1.0 if got else 0.0
+        w = 1.0 if held else (1 / e.propensity if e.propensity else None)
+        c["exposures"] += 1
+        if e.anon is not None:
+            c["_users"].add(e.anon)
+        c["reward_count"] += rv > 0
+        c["reward_sum"] += rv
+        c["reward_sum_sq"] += rv * rv
+        if w is not None:
+            c["propensity_count"] += 1
+            c["ipw_weight_sum"] += w
+            c["ipw_weight_sq_sum"] += w * w
+            c["ipw_reward_sum"] += rv * w
+            c["ipw_reward_sq_sum"] += rv * rv * w
+            c["ipw_reward_w2_sum"] += rv * w * w
+            c["ipw_reward_sq_w2_sum"] += rv * rv * w * w
+    for c in cells.values():
+        c["users"] = float(len(c.pop("_users")))
+    return cells
+
+
+def decoded(stats: Any) -> dict[tuple[Any, ...], dict[str, float]]:
+    out = {}
+    for i in range(stats.n_rows):
+        ctx = tuple(stats.context_levels[j][int(k)] if k >= 0 else "<other>"
+                    for j, k in enumerate(stats.context[i]))
+        key = (int(stats.variant[i]), ctx, bool(stats.in_holdout[i]))
+        assert key not in out
+        out[key] = {c: float(stats.sums[c][i]) for c in SUM_COLUMNS}
+    return out
+
+
+def assert_cells(got: dict[Any, Any], want: dict[Any, Any]) -> None:
+    assert sorted(got, key=repr) == sorted(want, key=repr)
+    for key, sums in want.items():
+        for column, value in sums.items():
+            assert got[key][column] == pytest.approx(value, rel=1e-9, abs=1e-9), (key, column)
+
+
+# --------------------------------------------------------------------------- warehouses
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    settings = make_settings(tmp_path_factory.mktemp("data"), None)
+    with running(settings, "sqlite") as s:
+        yield s
+
+
+class Managed:
+    """The organization's embedded DuckDB, written directly (NULL or tied exposure IDs)."""
+
+    name = "duckdb"
+
+    def __init__(self, org: Any) -> None:
+        self.org = org
+        self.tag = ""
+
+    def holdout(self, opt_id: str) -> Any:
+        return lambda e: bool(e.in_holdout)  # as recorded, NULL counts as FALSE
+
+    def metric(self, numeric: bool, start_date: bool = False) -> dict[str, Any]:
+        self.tag = uuid.uuid4().hex[:8]  # this metric's reward rows
+        where = " AND timestamp_utc >= @start_date" if start_date else ""
+        sql = (f"SELECT anonymous_id, timestamp_utc{', value' if numeric else ''} FROM rewards "
+               f"WHERE name = '{self.tag}'{where}")
+        mapping = {"anonymous_id": "anonymous_id", "timestamp": "timestamp_utc",
+                   **({"value": "value"} if numeric else {})}
+        resp = self.org.post("/api/v2/warehouse/metrics", json={
+            "name": f"goal-{uuid.uuid4().hex[:6]}", "sql": sql, "column_mapping": mapping})
+        assert resp.status_code == 201, resp.text
+        return dict(resp.json())
+
+    def write(self, opt_id: str, exposures: list[Exp], rewards: list[Rew]) -> None:
+        driver = self.org.server.runtime.warehouses.managed(self.org.id)
+        with driver.writer() as con:
+            if exposures:
+                con.executemany(
+                    "INSERT INTO managed_dw.exposures (exposure_id, anonymous_id, "
+                    "optimization_id, variant, variant_number, context, in_holdout, propensity,"
+                    " timestamp_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(e.exposure_id, e.anon, e.optimization or opt_id,
+                      json.dumps(_variant(e.variant)), e.variant, e.context_text, e.in_holdout,
+                      e.propensity, e.at) for e in exposures])
+            if rewards:
+                con.executemany(
+                    "INSERT INTO managed_dw.rewards (anonymous_id, name, value, timestamp_utc) "
+                    "VALUES (?, ?, ?, ?)", [(r.anon, self.tag, r.value, r.at) for r in rewards])
+
+
+class Byo:
+    """A bring-your-own PostgreSQL schema with an exposures table and a goals table."""
+
+    name = "postgres"
+
+    def __init__(self, org: Any, schema: str) -> None:
+        self.org = org
+        self.schema = schema
+        self.tag = ""
+
+    def holdout(self, opt_id: str) -> Any:
+        # rows without in_holdout get the holdout hash (API.md 2.4); HERO holds out 10 %
+        return lambda e: bool(e.in_holdout if e.in_holdout is not None else
+                              e.anon is not None and in_holdout(opt_id, e.anon, 10))
+
+    def metric(self, numeric: bool, start_date: bool = False) -> dict[str, Any]:
+        self.tag = uuid.uuid4().hex[:8]  # this metric's reward rows
+        where = " AND ts >= @start_date" if start_date else ""
+        sql = (f"SELECT anonymous_id, ts{', value' if numeric else ''} "
+               f"FROM {self.schema}.goals WHERE name = '{self.tag}'{where}")
+        mapping = {"anonymous_id": "anonymous_id", "timestamp": "ts",
+                   **({"value": "value"} if numeric else {})}
+        resp = self.org.post("/api/v2/warehouse/metrics", json={
+            "name": f"goal-{uuid.uuid4().hex[:6]}", "sql": sql, "column_mapping": mapping})
+        assert resp.status_code == 201, resp.text
+        return dict(resp.json())
+
+    def write(self, opt_id: str, exposures: list[Exp], rewards: list[Rew]) -> None:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(PG_URL)  # type: ignore[arg-type]
+        with engine.begin() as conn:
+            if exposures:
+                conn.execute(sqlalchemy.text(
+                    f"INSERT INTO {self.schema}.levered_exposures VALUES "
+                    "(:anon, :opt, :variant, :ts, :id, :context, :propensity, :holdout)"),
+                    [{"anon": e.anon, "opt": e.optimization or opt_id,
+                      "variant": json.dumps(_variant(e.variant)),
+                      "ts": e.at.replace(tzinfo=dt.UTC), "id": e.exposure_id,
+                      "context": e.context_text, "propensity": e.propensity,
+                      "holdout": e.in_holdout} for e in exposures])
+            if rewards:
+                conn.execute(sqlalchemy.text(
+                    f"INSERT INTO {self.schema}.goals VALUES (:anon, :ts, :value, :name)"),
+                    [{"anon": r.anon, "ts": r.at.replace(tzinfo=dt.UTC), "value": r.value,
+                      "name": self.tag} for r in rewards])
+        engine.dispose()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request, srv):
+    org = new_org(srv)
+    if request.param == "duckdb":
+        yield Managed(org)
+        return
+    if not PG_URL:
+        pytest.skip("LEVERED_TEST_POSTGRES_URL not set")
+    schema = "trainsql_" + uuid.uuid4().hex[:10]
+    pg_exec(f"CREATE SCHEMA {schema}")
+    pg_exec(f"CREATE TABLE {schema}.goals (anonymous_id text, ts timestamptz, "
+            "value double precision, name text)")
+    pg_exec(f"CREATE TABLE {schema}.levered_exposures (anonymous_id text, optimization_id text,"
+            " variant text, \"timestamp\" timestamptz, exposure_id text, context text,"
+            " propensity double precision, in_holdout boolean)")
+    resp = org.post("/api/v2/warehouse/connections", json={
+        "provider": "postgres", "dataset_id": schema, "credentials": {
+            "host": "127.0.0.1", "port": 5432, "database": "test", "username": "postgres",
+            "sslmode": "disable"}})
+    assert resp.status_code == 200, resp.text
+    try:
+        yield Byo(org, schema)
+    finally:
+        pg_exec(f"DROP SCHEMA {schema} CASCADE")
+
+
+def train_cells(wh: Any, exposures: list[Exp], rewards: list[Rew], *, numeric: bool = False,
+                start_date: bool = False) -> tuple[dict[Any, Any], int | None, dict[str, Any]]:
+    metric = wh.metric(numeric, start_date)
+    body = hero(metric["id"])
+    body["training_data_config"]["reward"]["type"] = "numeric" if numeric else "bool"
+    resp = wh.org.post("/api/v2/optimizations", json=body)
+    assert resp.status_code == 201, resp.text
+    opt = resp.json()
+    wh.write(opt["id"], exposures, rewards)
+    stats, scanned, _ = cell_stats(runtime=wh.org.server.runtime, org_id=wh.org.id,
+                                   optimization_id=opt["id"])
+    return decoded(stats), scanned, opt
+
+
+# --------------------------------------------------------------------------- cases
+
+US_MOBILE = {"country": "US", "device_type": "mobile"}
+
+
+def test_edge_cases(warehouse):
+    exposures = [
+        # a: reward between two exposures → the first; a second reward after the second one
+        Exp("a", 0, 1, US_MOBILE, "a1"), Exp("a", 5, 2, US_MOBILE, "a2"),
+        # b: two exposures at the same instant → the greatest exposure_id wins
+        Exp("b", 0, 1, US_MOBILE, "b-2"), Exp("b", 0, 3, US_MOBILE, "b-9"),
+        # c: at the same instant, an exposure without an ID loses to one with an ID
+        Exp("c", 0, 4, US_MOBILE, None), Exp("c", 0, 3, US_MOBILE, "c-1"),
+        # d: reward after the window; reward exactly at its end
+        Exp("d", 0, 1, US_MOBILE, "d1"), Exp("e", 0, 1, US_MOBILE, "e1"),
+        # f: reward before its only exposure
+        Exp("f", 10, 1, US_MOBILE, "f1"),
+        # g: one user in two cells (another country later, and the holdout)
+        Exp("g", 0, 1, US_MOBILE, "g1"), Exp("g", 48, 1, {"country": "DE"}, "g2"),
+        Exp("g", 96, 1, US_MOBILE, "g3", in_holdout=True, propensity=None),
+        # h: the latest exposure in the window is excluded or another optimization's: the
+        # reward goes to the earlier one of this optimization
+        Exp("h", 0, 5, US_MOBILE, "h1"), Exp("h", 1, 6, US_MOBILE, "h2"),
+        Exp("h", 2, 5, US_MOBILE, "h3", optimization="another"),
+        # i: identical duplicate rows (no IDs) → credited once
+        Exp("i", 0, 2, None, None), Exp("i", 0, 2, None, None),
+        # k: key order, an extra key, a JSON null and no context all map to cells
+        Exp("k", 0, 2, '{"device_type": "mobile", "country": "US", "extra": 1}', "k1"),
+        Exp("k", 30, 2, '{"country": null}', "k2", propensity=0.0),
+        Exp("k", 60, 2, "{}", "k3", propensity=None),
+    ]
+    rewards = [Rew("a", 3), Rew("a", 6), Rew("b", 1), Rew("c", 2), Rew("d", 24.5),
+               Rew("e", 24), Rew("f", 9), Rew("g", 1), Rew("g", 49), Rew("g", 97), Rew("g", 98),
+               Rew("h", 3), Rew("i", 0), Rew("i", 2), Rew("k", 0), Rew("k", 30), Rew("nobody", 1)]
+    got, scanned, opt = train_cells(warehouse, exposures, rewards)
+    want = reference(exposures, rewards, False, warehouse.holdout(opt["id"]))
+    assert_cells(got, want)
+    assert scanned == len([e for e in exposures if e.optimization is None and e.variant != 6]) \
+        + len(rewards)
+    us = ("US", "mobile")
+    # spelled out: variant 1 in US/mobile: a1 (reward at 3 h), b-2 (lost the tie), d1
+    # (reward too late), e1 (reward at the window's end), f1 (reward before), g1
+    assert got[(1, us, False)]["exposures"] == 6 and got[(1, us, False)]["reward_sum"] == 3
+    assert got[(1, us, False)]["users"] == 6
+    assert got[(3, us, False)]["reward_sum"] == 2                # b-9 and c-1 won the ties
+    assert got[(4, us, False)]["reward_sum"] == 0                # the ID-less row lost
+    assert got[(2, us, False)]["reward_sum"] == 2                # a2, and k1
+    assert got[(1, ("DE", None), False)] ["reward_sum"] == 1     # g2
+    assert got[(1, us, True)]["reward_sum"] == 1                 # g3, two rewards, bool
+    assert got[(5, us, False)]["reward_sum"] == 1                # h1
+    assert got[(2, (None, None), False)]["exposures"] == 4       # i twice, k2, k3
+    assert got[(2, (None, None), False)]["reward_sum"] == 2      # i once, k2
+    assert got[(2, (None, None), False)]["users"] == 2
+    # observations (a per-exposure query) break the ties the same way
+    obs = wh_observations(warehouse, opt["id"])
+    assert {(o["variant_number"], o["reward"]) for o in obs if o["anonymous_id"] in "bc"} == \
+        {(1, 0), (3, 1), (4, 0)}
+    assert [o["reward"] for o in obs if o["anonymous_id"] == "b" and o["variant_number"] == 3] \
+        == [1]
+
+
+def wh_observations(wh: Any, opt_id: str) -> list[dict[str, Any]]:
+    body = wh.org.get(f"/api/v2/optimizations/{opt_id}/observations",
+                      params={"size": 100}).json()
+    assert body["total"] <= 100, body
+    return list(body["observations"])
+
+
+def test_numeric_rewards_sum_per_exposure(warehouse):
+    exposures = [Exp("a", 0, 1, US_MOBILE, "a1"), Exp("a", 5, 1, US_MOBILE, "a2"),
+                 Exp("b", 0, 1, US_MOBILE, "b1"), Exp("c", 0, 1, US_MOBILE, "c1"),
+                 Exp("d", 0, 1, US_MOBILE, "d1")]
+    rewards = [Rew("a", 1, 10.0), Rew("a", 6, 2.5), Rew("a", 6, 4.0), Rew("b", 1, None),
+               Rew("c", 1, -3.0), Rew("c", 2, 3.0), Rew("d", 1, 0.0), Rew("d", 1, 7.0)]
+    got, _, opt = train_cells(warehouse, exposures, rewards, numeric=True)
+    assert_cells(got, reference(exposures, rewards, True, warehouse.holdout(opt["id"])))
+    cell = got[(1, ("US", "mobile"), False)]
+    assert cell["reward_sum"] == pytest.approx(10 + 6.5 + 0 + 7)
+    assert cell["reward_count"] == 3  # c's rewards sum to 0, b's value is NULL
+
+
+def test_start_date_is_honoured(warehouse):
+    # Rewards before the optimization's created_at are not read; the window is unchanged.
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    hours = (now - T0).total_seconds() / 3600
+    exposures = [Exp("a", hours - 2, 1, US_MOBILE, "a1"), Exp("b", hours - 2, 1, US_MOBILE, "b1")]
+    rewards = [Rew("a", hours - 1), Rew("b", hours + 1)]
+    got, scanned, _ = train_cells(warehouse, exposures, rewards, start_date=True)
+    assert got[(1, ("US", "mobile"), False)]["reward_sum"] == 1
+    assert scanned == 2 + 1
+
+
+def test_no_exposures(warehouse):
+    got, scanned, _ = train_cells(warehouse, [], [Rew("a", 1)])
+    assert got == {} and scanned is None
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_data_matches_the_reference(warehouse, seed):
+    rng = random.Random(seed)
+    contexts = [US_MOBILE, {"device_type": "mobile", "country": "US"}, {"country": "DE"},
+                {"country": "DE", "device_type": True}, None, '{"country": "US", "x": [1]}']
+    users = [f"u{i}" for i in range(25)] + [None]
+    exposures, used = [], set()
+    for n in range(400):
+        anon = rng.choice(users)
+        hours = rng.randrange(0, 144) / 2  # half-hour grid: ties and exact window ends
+        # IDs unique; without an ID only where no other exposure of the user shares the time
+        # (then the contract's order is undefined), except exact duplicates below
+        no_id = rng.random() < 0.15 and (anon, hours) not in used
+        used.add((anon, hours))
+        e = Exp(anon, hours, rng.choice(SERVABLE + [6]), rng.choice(contexts),
+                None if no_id else f"{rng.randrange(16 ** 6):06x}-{n:03d}",
+                rng.choice([False, False, True, None]), rng.choice([0.2, 0.5, 1.0, None, 0.0]),
+                "another" if rng.random() < 0.05 else None)
+        exposures.append(e)
+        if no_id and rng.random() < 0.3:
+            exposures.append(dataclasses.replace(e))
+    rewards = [Rew(rng.choice(users), rng.randrange(-4, 170) / 2,
+                   rng.choice([1.0, 2.5, -1.0, 0.0, None])) for _ in range(300)]
+    for numeric in (False, True):
+        got, scanned, opt = train_cells(warehouse, exposures, rewards, numeric=numeric)
+        assert_cells(got, reference(exposures, rewards, numeric, warehouse.holdout(opt["id"])))
+        assert scanned == sum(e.optimization is None and e.variant != 6 for e in exposures) \
+            + len(rewards)
