@@ -64,6 +64,9 @@ class Settings:
     train_every_serves: int = 1000
     min_train_observations: int = 100
     exploration_share: float = 0.0
+    # Serving's Thompson draws use the posterior spread × this (1 = plain Thompson sampling;
+    # 0.6 chosen with bench/regret, see engine/policy.py).
+    thompson_scale: float = 0.6
     serve_draws: int = 256
     query_timeout_seconds: float = 30.0
     # Embedded DuckDB, per organization's database: working-memory cap (beyond it joins and
@@ -112,6 +115,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "LEVERED_TRAIN_EVERY_SERVES": ("train_every_serves", int),
     "LEVERED_MIN_TRAIN_OBSERVATIONS": ("min_train_observations", int),
     "LEVERED_EXPLORATION_SHARE": ("exploration_share", float),
+    "LEVERED_THOMPSON_SCALE": ("thompson_scale", lambda raw: _scale(raw)),
     "LEVERED_SERVE_DRAWS": ("serve_draws", int),
     "LEVERED_QUERY_TIMEOUT_SECONDS": ("query_timeout_seconds", float),
     "LEVERED_WAREHOUSE_MEMORY_LIMIT": ("warehouse_memory_limit", _memory),
@@ -125,6 +129,13 @@ _ENV: dict[str, tuple[str, Any]] = {
     "LEVERED_LOG_LEVEL": ("log_level", str),
     "LEVERED_ACCESS_LOG": ("access_log", _bool),
 }
+
+
+def _scale(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value <= 4:
+        raise ValueError(f"must be a number in (0, 4], got {raw!r}")
+    return value
 
 
 def settings_from_env(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

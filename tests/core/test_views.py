@@ -43,6 +43,14 @@ def test_results_show_measured_and_estimated_lift_with_intervals():
     assert "sample ratio mismatch" not in text
 
 
+def test_results_add_the_propensity_weighted_lift_when_the_server_reports_it():
+    weighted = {**RESULTS, "stats": {**RESULTS["stats"], "best_vs_baseline_weighted_percent": 16.5,
+                                     "best_vs_baseline_weighted_interval": [-1.2, 34.2]}}
+    assert ("  weighted   +16.5% [-1.2%, +34.2%] (same variant, from the logged propensities)"
+            in views.results(weighted))
+    assert "weighted" not in views.results(RESULTS)
+
+
 def test_results_rank_factor_importance_with_bars():
     text = views.results(RESULTS)
     lines = text.split("Factor importance\n")[1].splitlines()

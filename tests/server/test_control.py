@@ -11,6 +11,8 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 from levered_server import control
 from levered_server.bootstrap import create_api_key
 from levered_server.settings import Settings
@@ -92,3 +94,14 @@ def test_default_data_dir_follows_levered_home(tmp_path, monkeypatch):
     assert (s.port, s.rate_limit_per_minute, s.trusted_proxies) == (4000, 0,
                                                                      ("10.0.0.0/8", "::1"))
     assert s.host == "127.0.0.1"
+
+
+def test_the_thompson_scale_setting_reaches_the_policy_and_is_range_checked():
+    from levered_server.services.versions import policy_settings
+    from levered_server.settings import settings_from_env
+
+    assert policy_settings(settings_from_env({})).thompson_scale == 0.6
+    assert policy_settings(settings_from_env({"LEVERED_THOMPSON_SCALE": "1"})).thompson_scale == 1.0
+    for bad in ("0", "-1", "5", "wide"):
+        with pytest.raises(ValueError, match="LEVERED_THOMPSON_SCALE"):
+            settings_from_env({"LEVERED_THOMPSON_SCALE": bad})

@@ -77,9 +77,10 @@ def test_train_publishes_a_version_that_finds_the_best_variant(org, trained):
     for v in state["variants"]:
         assert v["exposures"] == 40
         assert v["weight"] == pytest.approx(v["prob_best"] * 0.9)
-        assert v["allocation"] == pytest.approx(v["prob_best"])  # mab, no bias, ε = 0
         assert v["expected_reward_lo"] <= v["expected_reward_mean"] <= v["expected_reward_hi"]
     assert sum(v["allocation"] for v in state["variants"]) == pytest.approx(1)
+    # mab, no bias, ε = 0, Thompson scale 0.6: narrower serving draws favour the leader more.
+    assert best["allocation"] >= best["prob_best"]
     got = org.get(f"/api/v2/optimizations/{opt['id']}").json()
     assert got["model_status"] == "trained"
     assert got["summary"]["exposures"] == 200 and got["summary"]["variants_count"] == 5
@@ -105,6 +106,25 @@ def test_results_come_from_the_version(org, trained):
     assert stats["estimated_improvement_interval"] is not None
     assert res["factor_importance"][0]["factor"] == "headline"
     assert res["interaction_importance"] is not None
+
+
+def test_results_carry_the_propensity_weighted_estimates(org, trained):
+    opt, _ = trained
+    res = org.get(f"/api/v2/optimizations/{opt['id']}/results").json()
+    for v in res["variants"]:
+        weighted = v["propensity_weighted"]
+        # mab: Hájek over the logged propensities (all 0.2 here: equal weights, n_eff = 40).
+        assert weighted["estimator"] == "hajek"
+        assert weighted["mean"] == pytest.approx(round(40 * RATES[v["number"]]) / 40)
+        assert weighted["effective_n"] == pytest.approx(40)
+        assert weighted["ci_lower"] < weighted["mean"] < weighted["ci_upper"]
+    stats = res["stats"]
+    assert stats["best_vs_baseline_weighted_percent"] == pytest.approx(100 * (20 / 2 - 1))
+    lo, hi = stats["best_vs_baseline_weighted_interval"]
+    assert lo < stats["best_vs_baseline_weighted_percent"] < hi
+    state = org.get(f"/api/v2/models/{opt['model_id']}/state").json()
+    assert [v["propensity_weighted"] for v in state["variants"]] == [
+        v["propensity_weighted"] for v in res["variants"]]
 
 
 def test_serve_follows_the_posterior(org, server, trained):
@@ -178,6 +198,8 @@ def test_cmab_trains_with_context(org, server):
     assert best["number"] == 3
     assert sum(v["allocation"] for v in res["variants"]) == pytest.approx(1)
     assert [c["factor"] for c in res["context_importance"]] == ["country"]
+    assert {v["propensity_weighted"]["estimator"] for v in res["variants"]} == {"doubly_robust"}
+    assert res["stats"]["best_vs_baseline_weighted_percent"] > 0
     # seen, unseen (population effect) and missing context values are all served
     for i, context in enumerate([{"country": "US"}, {"country": "FR"}, {}, {"device_type": "tv"}]):
         body = server.client.post(f"/api/v2/optimizations/{opt['id']}/serve",
@@ -236,6 +258,34 @@ def test_a_restarted_process_rebuilds_the_same_policy(org, server, trained):
     assert rebuilt is not None and rebuilt.version == 1
     alloc = rebuilt.policy.allocation({})
     assert list(alloc) == pytest.approx([v["allocation"] for v in state["variants"]], abs=1e-12)
+
+
+def test_a_cmab_refit_starts_from_the_last_prior_scales_and_rebuilds_exactly(org, server):
+    from levered_server.services.versions import VersionCache
+    from levered_server.store.models import Model, Optimization
+
+    metric = make_metric(org, sql=REWARDS_SQL)
+    opt = make_optimization(org, metric["id"])
+    seed(org, opt, 40, "s1")
+    assert org.post(f"/api/v2/models/{opt['model_id']}/train").json()["version"] == 1
+    seed(org, opt, 40, "s2")
+    assert org.post(f"/api/v2/models/{opt['model_id']}/train").json()["version"] == 2
+    state = org.get(f"/api/v2/models/{opt['model_id']}/state").json()
+    with server.runtime.store.system_session() as s:
+        model = s.get(Model, opt["model_id"])
+        row = s.get(Optimization, opt["id"])
+        saved = model.state
+        rebuilt = VersionCache().get(model, row)
+    assert saved["inputs"]["start_scales"] and set(saved["prior_scales"]) == {
+        "main", "pair", "context", "design_context"}
+    assert rebuilt is not None and rebuilt.version == 2
+    for context in ({"country": "US"}, {"country": "DE"}, {}):
+        assert rebuilt.policy.allocation(context).sum() == pytest.approx(1)
+    alloc = rebuilt.policy.allocation({})
+    fresh = server.runtime.serve_cache.versions.get(model, row)
+    assert fresh is not None
+    assert list(alloc) == pytest.approx(list(fresh.policy.allocation({})), abs=1e-12)
+    assert len(state["variants"]) == 5
 
 
 def test_one_run_per_model_at_a_time(org):

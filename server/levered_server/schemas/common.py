@@ -118,3 +118,13 @@ def nul_paths(value: Any, path: str = "") -> list[str]:
         for i, item in enumerate(value):
             found += nul_paths(item, f"{path}[{i}]")
     return found[:50]
+
+
+class WeightedEstimate(BaseModel):
+    """A variant's mean reward over optimized traffic from the logged propensities (extension)."""
+
+    estimator: str
+    mean: float
+    ci_lower: float
+    ci_upper: float
+    effective_n: float

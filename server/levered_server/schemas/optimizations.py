@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from levered_server.schemas.common import Meta, RequestModel
+from levered_server.schemas.common import Meta, RequestModel, WeightedEstimate
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 
@@ -181,6 +181,7 @@ class VariantState(BaseModel):
     prob_best: float
     weight: float
     allocation: float
+    propensity_weighted: WeightedEstimate | None = None
 
 
 class ModelState(BaseModel):

@@ -6,17 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from levered_server.schemas.common import Meta
-
-
-class WeightedEstimate(BaseModel):
-    """A variant's mean reward over optimized traffic from the logged propensities (extension)."""
-
-    estimator: str
-    mean: float
-    ci_lower: float
-    ci_upper: float
-    effective_n: float
+from levered_server.schemas.common import Meta, WeightedEstimate
 
 
 class VariantResult(BaseModel):

@@ -111,7 +111,8 @@ def state(*, runtime: Any, org_id: str, model_id: str) -> dict[str, Any]:
             "expected_reward_lo": v.get("expected_reward_lo"),
             "expected_reward_hi": v.get("expected_reward_hi"),
             "prob_best": v.get("prob_best", 1 / k), "weight": v.get("weight", keep / k),
-            "allocation": v.get("allocation", 1 / k)})
+            "allocation": v.get("allocation", 1 / k),
+            "propensity_weighted": v.get("propensity_weighted")})
     return {"model_id": model.id, "optimization_id": opt.id, "model_type": model.model_type,
             "status": base["status"], "version": model.version,
             "trained_at": base["trained_at"], "observations": saved.get("observations", 0),
@@ -167,7 +168,8 @@ def train(*, runtime: Any, org_id: str, model_id: str, body: TrainRequest,
             outcome = run(versions.fit_and_state, model_id=model.id, version=model.version + 1,
                           model_type=model.model_type, reward_type=reward_type,
                           opt=versions.DesignSource.of(opt), stats=stats, bias=bias_now,
-                          knobs=versions.policy_settings(runtime.settings))
+                          knobs=versions.policy_settings(runtime.settings),
+                          start_scales=(model.state or {}).get("prior_scales"))
         except Exception as exc:
             _record_failure(runtime, org_id, model.id, started, trigger, exc, bias)
             raise

@@ -26,7 +26,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from levered_server.engine import policy
+from levered_server.engine.cmab import CmabPrior
 from levered_server.engine.importance import Importance
+from levered_server.engine.ipw import IpwEstimate
 from levered_server.engine.serving import ServePolicy
 from levered_server.engine.stats import CellStats
 from levered_server.engine.train import ModelVersion, TrainOutcome, generator, train
@@ -53,17 +55,23 @@ def design_of(opt: Any) -> Design:
 def policy_settings(settings: Any) -> policy.PolicySettings:
     """The engine's serving knobs from the server settings."""
     return policy.PolicySettings(exploration_share=settings.exploration_share,
+                                 thompson_scale=settings.thompson_scale,
                                  min_observations=settings.min_train_observations,
                                  serve_draws=settings.serve_draws)
 
 
 def fit(*, model_id: str, version: int, model_type: str, reward_type: str, opt: Any,
-        stats: CellStats, bias: Mapping[str, float], knobs: policy.PolicySettings
-        ) -> TrainOutcome:
-    """One engine run for `version` of a model (the draws are seeded from both)."""
+        stats: CellStats, bias: Mapping[str, float], knobs: policy.PolicySettings,
+        start_scales: Mapping[str, float] | None = None) -> TrainOutcome:
+    """One engine run for `version` of a model (the draws are seeded from both).
+
+    ``start_scales``: the previous version's estimated prior scales (``cmab``), where this
+    fit's estimate starts.
+    """
     return train(model_type, reward_type, design_of(opt), stats,
                  rng=generator(model_id, version),
-                 holdout_share=opt.holdout_percentage / 100, bias=dict(bias), settings=knobs)
+                 holdout_share=opt.holdout_percentage / 100, bias=dict(bias), settings=knobs,
+                 start_scales=start_scales)
 
 
 def _importance(i: Importance, interval: bool = False) -> dict[str, Any]:
@@ -76,17 +84,48 @@ def _num(x: Any) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
+def _weighted(v: ModelVersion) -> tuple[str, IpwEstimate]:
+    # cmab: model + weighted residuals (doubly robust); mab: Hájek (its model is per variant).
+    return ("doubly_robust", v.doubly_robust) if v.doubly_robust is not None else ("hajek", v.ipw)
+
+
+def _weighted_variant(name: str, est: IpwEstimate, i: int) -> dict[str, Any] | None:
+    mean, se = float(est.mean[i]), float(est.se[i])
+    if not (np.isfinite(mean) and np.isfinite(se)):
+        return None
+    return {"estimator": name, "mean": mean, "ci_lower": mean - 1.96 * se,
+            "ci_upper": mean + 1.96 * se, "effective_n": float(est.effective_n[i])}
+
+
+def _weighted_lift(est: IpwEstimate, numbers: np.ndarray, best: int,
+                   baseline: int) -> tuple[float | None, list[float] | None]:
+    """The best variant's lift over the baseline in percent from the weighted estimates."""
+    where = {int(n): i for i, n in enumerate(numbers)}
+    if best not in where or baseline not in where or best == baseline:
+        return None, None
+    lift, se = est.lift_percent(where[baseline])
+    value, err = float(lift[where[best]]), float(se[where[best]])
+    if not (np.isfinite(value) and np.isfinite(err)):
+        return None, None
+    return value, [value - 1.96 * err, value + 1.96 * err]
+
+
 def state_json(v: ModelVersion, *, stats: CellStats, bias: Mapping[str, float],
-               holdout_share: float, knobs: policy.PolicySettings) -> dict[str, Any]:
+               holdout_share: float, knobs: policy.PolicySettings,
+               start_scales: Mapping[str, float] | None = None) -> dict[str, Any]:
     """What `Model.state` keeps of a published version."""
     s = v.variants
+    estimator, weighted = _weighted(v)
     variants = [{"number": int(n), "exposures": int(v.exposures[i]),
                  "expected_reward_mean": float(s.mean[i]), "expected_reward_lo": float(s.lo[i]),
                  "expected_reward_hi": float(s.hi[i]), "prob_best": float(s.prob_best[i]),
-                 "weight": float(s.weight[i]), "allocation": float(s.allocation[i])}
+                 "weight": float(s.weight[i]), "allocation": float(s.allocation[i]),
+                 "propensity_weighted": _weighted_variant(estimator, weighted, i)}
                 for i, n in enumerate(s.numbers)]
     lift = v.lift
     best = next(x for x in variants if x["number"] == lift.best_number)
+    weighted_lift, weighted_interval = _weighted_lift(weighted, s.numbers, lift.best_number,
+                                                      int(s.numbers[0]))
     interaction = v.interaction_importance
     return {
         "engine": ENGINE_STATE, "observations": v.observations, "variants": variants,
@@ -94,7 +133,9 @@ def state_json(v: ModelVersion, *, stats: CellStats, bias: Mapping[str, float],
                   "estimated_improvement_interval": _pair(lift.estimated_improvement_interval),
                   "best_vs_baseline_percent": _num(lift.best_vs_baseline_percent),
                   "best_vs_baseline_interval": _pair(lift.best_vs_baseline_interval),
-                  "estimated_progress": _num(lift.estimated_progress)},
+                  "estimated_progress": _num(lift.estimated_progress),
+                  "best_vs_baseline_weighted_percent": weighted_lift,
+                  "best_vs_baseline_weighted_interval": weighted_interval},
         "expected_reward": {"mean": v.expected_reward.mean, "ci_lower": v.expected_reward.lo,
                             "ci_upper": v.expected_reward.hi},
         "factor_importance": [_importance(i) for i in v.factor_importance],
@@ -104,9 +145,11 @@ def state_json(v: ModelVersion, *, stats: CellStats, bias: Mapping[str, float],
         "summary": {"variants_count": len(variants),
                     "lift": _num(lift.best_vs_baseline_percent),
                     "confidence": best["prob_best"], "exposures": v.observations},
+        "prior_scales": v.prior_scales or None,
         "inputs": {"reward_type": v.reward_type, "cells": pack_cells(stats), "bias": dict(bias),
                    "holdout_share": holdout_share,
-                   "policy": dataclasses.asdict(knobs)},
+                   "policy": dataclasses.asdict(knobs), "prior": "adaptive",
+                   "start_scales": dict(start_scales) if start_scales else None},
     }
 
 
@@ -177,14 +220,17 @@ class Fitted:
 
 def fit_and_state(*, model_id: str, version: int, model_type: str, reward_type: str,
                   opt: DesignSource, stats: CellStats, bias: Mapping[str, float],
-                  knobs: policy.PolicySettings) -> Fitted:
+                  knobs: policy.PolicySettings,
+                  start_scales: Mapping[str, float] | None = None) -> Fitted:
     """Fit `version` and build its state JSON (run in the worker process)."""
     outcome = fit(model_id=model_id, version=version, model_type=model_type,
-                  reward_type=reward_type, opt=opt, stats=stats, bias=bias, knobs=knobs)
+                  reward_type=reward_type, opt=opt, stats=stats, bias=bias, knobs=knobs,
+                  start_scales=start_scales)
     if outcome.version is None:
         return Fitted(outcome.published, outcome.observations, outcome.historic_reward, None, None)
     state = state_json(outcome.version, stats=stats, bias=bias,
-                       holdout_share=opt.holdout_percentage / 100, knobs=knobs)
+                       holdout_share=opt.holdout_percentage / 100, knobs=knobs,
+                       start_scales=start_scales)
     return Fitted(outcome.published, outcome.observations, outcome.historic_reward,
                   Serving.prepared(version, outcome.version.policy, stats), state)
 
@@ -192,11 +238,16 @@ def fit_and_state(*, model_id: str, version: int, model_type: str, reward_type: 
 def rebuild_policy(*, model_id: str, model_type: str, version: int, opt: DesignSource,
                    inputs: Mapping[str, Any]) -> Serving:
     """The serving policy of a stored version, refit from its state's inputs (seeded, exact)."""
-    knobs = policy.PolicySettings(**{**inputs["policy"], "min_observations": 0})
+    # States written before the adaptive prior and the Thompson scale were fitted with a
+    # fixed prior and plain Thompson sampling: rebuild them as they were.
+    knobs = policy.PolicySettings(**{"thompson_scale": 1.0, **inputs["policy"],
+                                     "min_observations": 0})
+    prior = CmabPrior() if inputs.get("prior") == "adaptive" else CmabPrior(adaptive=False)
     stats = unpack_cells(inputs["cells"])
     outcome = train(model_type, inputs["reward_type"], design_of(opt), stats,
                     rng=generator(model_id, version), holdout_share=inputs["holdout_share"],
-                    bias=inputs["bias"], settings=knobs)
+                    bias=inputs["bias"], settings=knobs, prior=prior,
+                    start_scales=inputs.get("start_scales"))
     assert outcome.version is not None
     return Serving.prepared(version, outcome.version.policy, stats)
 
