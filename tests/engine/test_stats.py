@@ -59,3 +59,29 @@ def test_a_json_round_trip_keeps_every_cell():
     assert again.context_levels == stats.context_levels
     assert np.array_equal(again.context, stats.context) and np.array_equal(again.in_holdout, stats.in_holdout)
     assert all(np.array_equal(again.sums[c], stats.sums[c]) for c in stats.sums)
+
+
+def test_numpy_columns_with_masked_nulls_build_the_same_cells_as_rows():
+    rows = [row(1, "mobile", "fr"), row(2, "desktop", None, exposures=50), row(1, "mobile", "de"),
+            row(1, "true", "fr", holdout=True), row(3, None, "de", exposures=0, rewards=None)]
+    names = ("variant_number", "in_holdout", "exposures", "users", "reward_count", "reward_sum",
+             "reward_sum_sq", "ctx_0", "ctx_1")
+    columns = {}
+    for name in names:
+        values = [r[name] for r in rows]
+        null = [v is None for v in values]
+        if name.startswith("ctx_"):
+            columns[name] = np.ma.masked_array(np.array(values, dtype=object), mask=null)
+        else:
+            data = np.array([0 if v is None else v for v in values])
+            columns[name] = np.ma.masked_array(data, mask=null) if any(null) else data
+    got = CellStats.from_columns(columns, ["device", "country"])
+    want = CellStats.from_rows(rows, ["device", "country"])
+    assert got.context_levels == want.context_levels == (("desktop", "mobile", "true", None),
+                                                         (None, "fr", "de"))
+    assert np.array_equal(got.context, want.context) and np.array_equal(got.variant, want.variant)
+    assert np.array_equal(got.in_holdout, want.in_holdout)
+    assert all(np.array_equal(got.sums[c], want.sums[c]) for c in want.sums)
+    empty = CellStats.from_columns({"variant_number": np.array([], np.int32),
+                                    "ctx_0": np.array([], object)}, ["device"])
+    assert empty.n_rows == 0 and empty.context_levels == ((),)

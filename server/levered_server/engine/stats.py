@@ -52,6 +52,7 @@ SUM_COLUMNS = ("exposures", "users", "reward_count", "reward_sum", "reward_sum_s
                "propensity_count", "ipw_weight_sum", "ipw_weight_sq_sum", "ipw_reward_sum",
                "ipw_reward_sq_sum", "ipw_reward_w2_sum", "ipw_reward_sq_w2_sum")
 MAX_CONTEXT_LEVELS = 50
+_NONE = np.array(None, dtype=object)
 
 
 def context_text(value: Any) -> str | None:
@@ -61,6 +62,29 @@ def context_text(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _floats(column: Any, n: int) -> np.ndarray:
+    """A sum column as floats; NULL (or a missing column) is 0."""
+    if column is None:
+        return np.zeros(n)
+    if isinstance(column, np.ndarray) and column.dtype.kind in "biuf":
+        out = np.array(np.ma.getdata(column), dtype=float)
+        out[np.ma.getmaskarray(column)] = 0.0
+        return out
+    return np.array([float(v or 0.0) for v in column], dtype=float).reshape(-1)
+
+
+def _texts(column: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A context column as an object array of texts and its NULL mask."""
+    if isinstance(column, np.ndarray):
+        values = np.array(np.ma.getdata(column), dtype=object).reshape(-1)
+        null = np.ma.getmaskarray(column).reshape(-1) | np.equal(values, _NONE)
+    else:
+        values = np.empty(n, dtype=object)
+        values[:] = [context_text(v) for v in column]
+        null = np.equal(values, _NONE)
+    return values, np.asarray(null, dtype=bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,24 +125,62 @@ class CellStats:
                   max_levels: int = MAX_CONTEXT_LEVELS) -> CellStats:
         """Build from the query's rows (dicts keyed by the column names above)."""
         rows = list(rows)
+        names = ("variant_number", "in_holdout", *SUM_COLUMNS,
+                 *(f"ctx_{j}" for j in range(len(context_factors))))
+        return cls.from_columns({c: [r.get(c) for r in rows] for c in names}, context_factors,
+                                max_levels)
+
+    @classmethod
+    def from_columns(cls, columns: Mapping[str, Any], context_factors: Sequence[str] = (),
+                     max_levels: int = MAX_CONTEXT_LEVELS) -> CellStats:
+        """Build from the query's columns (name → sequence, all of one length).
+
+        A column is a list of converted values (as in :meth:`from_rows`) or a numpy array, as
+        DuckDB's ``fetchnumpy`` returns it (NULLs masked). An array ``ctx_j`` holds text or
+        None only (the query's ``->>``); list values are spelled with :func:`context_text`.
+        Missing sum columns and NULL sums are zero. Vectorized: no Python object per cell
+        beyond the context texts.
+        """
+        n = len(columns["variant_number"])
+        exposures = _floats(columns.get("exposures"), n)
         j_count = len(context_factors)
-        raw = [[context_text(r.get(f"ctx_{j}")) for j in range(j_count)] for r in rows]
-        exposures = np.array([float(r.get("exposures") or 0) for r in rows])
         vocab: list[tuple[str | None, ...]] = []
-        codes = np.full((len(rows), j_count), -1, dtype=np.int64)
+        codes = np.full((n, j_count), -1, dtype=np.int64)
         for j in range(j_count):
-            totals: dict[str | None, float] = {}
-            for i, values in enumerate(raw):
-                totals[values[j]] = totals.get(values[j], 0.0) + exposures[i]
+            values, null = _texts(columns[f"ctx_{j}"], n)
+            levels: list[str | None] = []
+            inverse = np.full(n, -1, dtype=np.int64)
+            if (~null).any():
+                uniq, inv = np.unique(values[~null], return_inverse=True)
+                levels = list(uniq)
+                inverse[~null] = inv.reshape(-1)
+            if null.any():
+                inverse[null] = len(levels)
+                levels.append(None)
+            # Sequential per level in row order, like adding the rows one by one.
+            totals = np.bincount(inverse, weights=exposures, minlength=len(levels))
             # Most frequent first; ties by text so the vocabulary does not depend on row order.
-            kept = sorted(totals, key=lambda v: (-totals[v], v is None, v or ""))[:max_levels]
-            vocab.append(tuple(kept))
-            lookup = {v: k for k, v in enumerate(kept)}
-            codes[:, j] = [lookup.get(values[j], -1) for values in raw]
-        sums = {c: np.array([float(r.get(c) or 0.0) for r in rows]) for c in SUM_COLUMNS}
-        return cls.build(np.array([int(r["variant_number"]) for r in rows], dtype=np.int64), codes,
-                         np.array([bool(r.get("in_holdout")) for r in rows]), sums,
-                         tuple(context_factors), tuple(vocab))
+            order = sorted(range(len(levels)), key=lambda k: (-totals[k], levels[k] is None,
+                                                              levels[k] or ""))[:max_levels]
+            vocab.append(tuple(levels[k] for k in order))
+            remap = np.full(len(levels), -1, dtype=np.int64)
+            remap[np.asarray(order, dtype=np.int64)] = np.arange(len(order), dtype=np.int64)
+            codes[:, j] = remap[inverse]
+        sums = {c: exposures if c == "exposures" else _floats(columns.get(c), n)
+                for c in SUM_COLUMNS}
+        variant = columns["variant_number"]
+        if isinstance(variant, np.ndarray):
+            variant = np.ma.getdata(variant).astype(np.int64)
+        else:
+            variant = np.array([int(v) for v in variant], dtype=np.int64)
+        hold = columns.get("in_holdout")
+        if hold is None:
+            holdout = np.zeros(n, bool)
+        elif isinstance(hold, np.ndarray):
+            holdout = np.ma.getdata(hold).astype(bool) & ~np.ma.getmaskarray(hold)
+        else:
+            holdout = np.array([bool(v) for v in hold], dtype=bool)
+        return cls.build(variant, codes, holdout, sums, tuple(context_factors), tuple(vocab))
 
     @classmethod
     def build(cls, variant: np.ndarray, context: np.ndarray | None, in_holdout: np.ndarray | None,

@@ -64,6 +64,20 @@ class ResultSet:
     elapsed_ms: int = 0
 
 
+@dataclasses.dataclass
+class ColumnSet:
+    """A read-only query's result by column: name → a list or a numpy array (NULLs masked).
+
+    For bulk numeric results (the training statement) a driver may skip the per-value
+    conversion of :class:`ResultSet`; consumers must accept both forms.
+    """
+
+    columns: dict[str, Any]
+    n_rows: int
+    truncated: bool
+    elapsed_ms: int = 0
+
+
 @dataclasses.dataclass(frozen=True)
 class ConnectionConfig:
     """What a driver needs to connect: provider fields and decrypted credentials."""
@@ -103,6 +117,15 @@ class WarehouseDriver(abc.ABC):
     def query(self, sql: str, *, limit: int, timeout: float,
               params: dict[str, Any] | None = None) -> ResultSet:
         """Run one read-only query and fetch at most `limit` rows (+1 to detect truncation)."""
+
+    def query_columns(self, sql: str, *, limit: int, timeout: float,
+                      params: dict[str, Any] | None = None) -> ColumnSet:
+        """Like :meth:`query`, by column; this default transposes :meth:`query`'s rows."""
+        result = self.query(sql, limit=limit, timeout=timeout, params=params)
+        names = [c["name"] for c in result.columns]
+        return ColumnSet(columns={n: [r.get(n) for r in result.rows] for n in names},
+                         n_rows=len(result.rows), truncated=result.truncated,
+                         elapsed_ms=result.elapsed_ms)
 
     @abc.abstractmethod
     def describe(self, sql: str, *, timeout: float,

@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 
 from levered_server.warehouse.base import (
+    ColumnSet,
     NotReadOnly,
     ResultSet,
     SqlRejected,
@@ -221,6 +222,29 @@ class DuckDBDriver(WarehouseDriver):
         rows = [{n: to_json(v, t) for n, v, t in zip(names, row, types, strict=False)} for row in raw[:limit]]
         return ResultSet(columns=[{"name": n, "type": t} for n, t in zip(names, types, strict=False)],
                          rows=rows, truncated=len(raw) > limit,
+                         elapsed_ms=int((time.perf_counter() - started) * 1000))
+
+    def query_columns(self, sql: str, *, limit: int, timeout: float,
+                      params: dict[str, Any] | None = None) -> ColumnSet:
+        """The result as numpy columns (``fetchnumpy``): no Python object per value.
+
+        Numbers arrive as arrays (HUGEINT and DECIMAL as float64), text as object arrays,
+        NULLs masked. Converting ~10,000 rows to dicts of JSON values held this process's GIL
+        for ~0.2 s; this takes a few milliseconds. At most ``limit`` rows (+1 to detect
+        truncation) are fetched.
+        """
+        started = time.perf_counter()
+        wrapped = f"SELECT * FROM ({sql}) AS _levered_q LIMIT {int(limit) + 1}"
+        with self.reader(timeout) as con:
+            cur = self._run(con, wrapped, params, timeout)
+            names = unique_names([d[0] for d in cur.description or []])
+            try:
+                raw = list(cur.fetchnumpy().values())
+            except duckdb.Error as exc:
+                raise WarehouseFailure(str(exc)) from None
+        n = len(raw[0]) if raw else 0
+        return ColumnSet(columns={name: col[:limit] for name, col in zip(names, raw, strict=True)},
+                         n_rows=min(n, limit), truncated=n > limit,
                          elapsed_ms=int((time.perf_counter() - started) * 1000))
 
     def describe(self, sql: str, *, timeout: float,
