@@ -36,6 +36,13 @@ def _memory(value: str) -> str:
     return text
 
 
+def _scale(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value <= 4:
+        raise ValueError(f"must be a number in (0, 4], got {raw!r}")
+    return value
+
+
 def _threads(value: str) -> int:
     n = int(value)
     if n < 1:
@@ -115,7 +122,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "LEVERED_TRAIN_EVERY_SERVES": ("train_every_serves", int),
     "LEVERED_MIN_TRAIN_OBSERVATIONS": ("min_train_observations", int),
     "LEVERED_EXPLORATION_SHARE": ("exploration_share", float),
-    "LEVERED_THOMPSON_SCALE": ("thompson_scale", lambda raw: _scale(raw)),
+    "LEVERED_THOMPSON_SCALE": ("thompson_scale", _scale),
     "LEVERED_SERVE_DRAWS": ("serve_draws", int),
     "LEVERED_QUERY_TIMEOUT_SECONDS": ("query_timeout_seconds", float),
     "LEVERED_WAREHOUSE_MEMORY_LIMIT": ("warehouse_memory_limit", _memory),
@@ -129,13 +136,6 @@ _ENV: dict[str, tuple[str, Any]] = {
     "LEVERED_LOG_LEVEL": ("log_level", str),
     "LEVERED_ACCESS_LOG": ("access_log", _bool),
 }
-
-
-def _scale(raw: str) -> float:
-    value = float(raw)
-    if not 0 < value <= 4:
-        raise ValueError(f"must be a number in (0, 4], got {raw!r}")
-    return value
 
 
 def settings_from_env(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -63,6 +63,11 @@ class CmabPrior:
         """The sd of each block before any data (the caps)."""
         return {name: float(getattr(self, name)) for name in BLOCKS}
 
+    def per_block(self, scales: dict[str, float] | None = None) -> np.ndarray:
+        """The intercept's sd, then each block's (from ``scales``, else the caps), by block id."""
+        scales = scales or self.scales()
+        return np.array([self.intercept] + [scales[name] for name in BLOCKS])
+
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
@@ -112,9 +117,7 @@ class Layout:
 
     def prior_scale(self, prior: CmabPrior, scales: dict[str, float] | None = None) -> np.ndarray:
         """Return the prior sd of every parameter (block sds from ``scales``, else the prior's)."""
-        scales = scales or prior.scales()
-        per_block = np.array([prior.intercept] + [scales[name] for name in BLOCKS])
-        return np.asarray(per_block[self.blocks()])
+        return np.asarray(prior.per_block(scales)[self.blocks()])
 
     def columns(self, levels: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
         """Return the active column of each block per row (−1 where a context is unknown).
@@ -303,8 +306,8 @@ def _estimate_scales(layout: Layout, prior: CmabPrior, scales: dict[str, float],
     """
     block = layout.blocks()
     pseudo = data @ theta + precision * (theta - theta0)
-    caps = np.array([prior.intercept] + [getattr(prior, name) for name in BLOCKS]) * unit
-    current = np.array([prior.intercept * unit] + [scales[name] * unit for name in BLOCKS])
+    caps = prior.per_block() * unit
+    current = prior.per_block(scales) * unit
     for _ in range(iterations):
         lam = 1 / current[block] ** 2
         lower, info = lapack.dpotrf(data + np.diag(lam), lower=1)

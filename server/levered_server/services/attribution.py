@@ -9,8 +9,10 @@ the per-exposure CTEs of :func:`prepare`; the training query builds on :func:`pr
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -108,26 +110,26 @@ def _driver(runtime: Any, org_id: str) -> WarehouseDriver:
 def prepare(runtime: Any, org_id: str, optimization_id: str
              ) -> tuple[WarehouseDriver, Optimization, Metric, str, dict[str, Any]]:
     """`WITH e, m, r, credit, att` for per-exposure queries (observations, results)."""
-    opt, metric = _load(runtime, org_id, optimization_id)
-    driver = _driver(runtime, org_id)
-    timeout = runtime.settings.query_timeout_seconds
-    with translated(driver.provider, rejected=WarehouseError,
-                    rejected_prefix="The metric SQL failed"):
-        columns = _metric_columns(driver, opt, metric, timeout)
-        sql, params = _attributed_sql(driver, opt, metric, columns, timeout)
-    return driver, opt, metric, sql, params
+    return _prepared(runtime, org_id, optimization_id, _attributed_sql)
 
 
 def prepare_sources(runtime: Any, org_id: str, optimization_id: str
                     ) -> tuple[WarehouseDriver, Optimization, Metric, str, dict[str, Any]]:
     """The CTEs `e`, `m`, `r` (no row numbers, no `WITH`) for the training query."""
+    return _prepared(runtime, org_id, optimization_id,
+                     functools.partial(_sources, numbered=False))
+
+
+def _prepared(runtime: Any, org_id: str, optimization_id: str,
+              build: Callable[..., tuple[str, dict[str, Any]]]
+              ) -> tuple[WarehouseDriver, Optimization, Metric, str, dict[str, Any]]:
     opt, metric = _load(runtime, org_id, optimization_id)
     driver = _driver(runtime, org_id)
     timeout = runtime.settings.query_timeout_seconds
     with translated(driver.provider, rejected=WarehouseError,
                     rejected_prefix="The metric SQL failed"):
         columns = _metric_columns(driver, opt, metric, timeout)
-        sql, params = _sources(driver, opt, metric, columns, timeout, numbered=False)
+        sql, params = build(driver, opt, metric, columns, timeout)
     return driver, opt, metric, sql, params
 
 
