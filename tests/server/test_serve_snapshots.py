@@ -215,3 +215,26 @@ def test_the_start_up_heap_is_frozen(server):
     from levered_server.runtime import GC_THRESHOLDS
 
     assert gc.get_freeze_count() > 0 and gc.get_threshold() == GC_THRESHOLDS
+
+
+def test_training_swaps_the_snapshot_before_it_returns(server, org, cmab):
+    """The publisher reloads the snapshot on its own thread: no request pays for the load."""
+    oid = cmab["id"]
+    _serve(server, oid, "warm-before-swap")
+    version = org.post(f"/api/v2/models/{cmab['model_id']}/train").json()["version"]
+    cache = server.runtime.serve_cache
+    assert oid not in cache._invalid
+    assert cache._items[oid].model_version == version
+    assert _serve(server, oid, "first-after-swap")["model_version"] == version
+
+
+def test_prestart_starts_one_worker_that_later_jobs_reuse():
+    pool = fit_worker.FitPool(workers=1)
+    try:
+        pool.prestart()
+        assert pool.started == 1
+        worker = pool._idle[0]
+        pool.run(fit_worker.preload)
+        assert pool.started == 1 and pool._idle == [worker]
+    finally:
+        pool.close()

@@ -17,8 +17,12 @@ _bearer = HTTPBearer(auto_error=False, description="Access token or API key")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The app's runtime (store, warehouses, settings)."""
+async def get_runtime(request: Request) -> Runtime:
+    """The app's runtime (store, warehouses, settings).
+
+    ``async`` (it awaits nothing) so FastAPI calls it on the event loop: a plain ``def``
+    dependency runs in the thread pool, two thread hops per serve request.
+    """
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -46,9 +50,9 @@ class Context:
         return model.model_validate({**data, "meta": self.meta})
 
 
-def public_context(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
-                   ) -> Context:
-    """Context of a public endpoint (no credential read)."""
+async def public_context(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
+                         ) -> Context:
+    """Context of a public endpoint (no credential read; on the event loop, see above)."""
     return Context(request_id=request.state.request_id, runtime=runtime)
 
 

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from levered_server.clock import canonical_uuid, iso_s, utcnow
 from levered_server.errors import Conflict, FieldErrors, NotFound, OptimizationNotLive, TrainingInProgress
@@ -13,6 +14,7 @@ from levered_server.schemas.optimizations import TrainRequest
 from levered_server.services import design, training_sql, versions
 from levered_server.services.optimizations import get_row as get_optimization
 from levered_server.services.optimizations import new_model
+from levered_server.store.db import EncodedJSON
 from levered_server.store.models import Model, Optimization
 
 _TRAINING: set[str] = set()
@@ -28,10 +30,12 @@ def public(m: Model, opt: Optimization) -> dict[str, Any]:
             "created_at": iso_s(m.created_at), "updated_at": iso_s(m.updated_at)}
 
 
-def _get(session: Any, model_id: str) -> tuple[Model, Optimization]:
+def _get(session: Any, model_id: str, with_state: bool = True) -> tuple[Model, Optimization]:
     mid = canonical_uuid(model_id)
-    model = session.scalars(select(Model).where(Model.id == mid, Model.deleted_at.is_(None))
-                            ).first() if mid else None
+    query = select(Model).where(Model.id == mid, Model.deleted_at.is_(None))
+    if not with_state:  # not decoded unless read
+        query = query.options(defer(Model.state))
+    model = session.scalars(query).first() if mid else None
     if model is None:
         raise NotFound("Model not found.")
     opt = session.scalars(select(Optimization).where(
@@ -143,12 +147,14 @@ def train(*, runtime: Any, org_id: str, model_id: str, body: TrainRequest,
     failing run marks the model `failed` and the previous version keeps serving.
     """
     with runtime.store.session(org_id) as s:
-        model, opt = _get(s, model_id)
+        model, opt = _get(s, model_id, with_state=False)
         if opt.status == "archived":
             raise OptimizationNotLive("The optimization is archived.",
                                       details={"status": "archived"})
         bias = _check_bias(body.bias, opt) if body.bias is not None else None
         bias_now = bias if bias is not None else dict(model.bias or {})
+        # Only this member of the previous state: the whole document is ~1 MB of JSON.
+        start_scales = s.scalar(select(Model.state["prior_scales"]).where(Model.id == model.id))
     with _TRAINING_LOCK:
         if model.id in _TRAINING:
             raise TrainingInProgress("A training of this model is running.")
@@ -159,17 +165,18 @@ def train(*, runtime: Any, org_id: str, model_id: str, body: TrainRequest,
         if scheduler is not None:
             scheduler.ran(opt.id)
         try:
-            stats, scanned, reward_type = training_sql.cell_stats(
+            columns, factors, scanned, reward_type = training_sql.cell_columns(
                 runtime=runtime, org_id=org_id, optimization_id=opt.id)
-            # The fit and the state JSON are built in the fit worker process (when the
-            # runtime has one), so they do not hold this process's GIL while it serves.
+            # The cells, the fit and the state JSON are built in the fit worker process (when
+            # the runtime has one), so they do not hold this process's GIL while it serves.
             fits = getattr(runtime, "fits", None)
             run = fits.run if fits is not None else _inline
             outcome = run(versions.fit_and_state, model_id=model.id, version=model.version + 1,
                           model_type=model.model_type, reward_type=reward_type,
-                          opt=versions.DesignSource.of(opt), stats=stats, bias=bias_now,
+                          opt=versions.DesignSource.of(opt), columns=columns,
+                          context_factors=factors, bias=bias_now,
                           knobs=versions.policy_settings(runtime.settings),
-                          start_scales=(model.state or {}).get("prior_scales"))
+                          start_scales=start_scales)
         except Exception as exc:
             _record_failure(runtime, org_id, model.id, started, trigger, exc, bias)
             raise
@@ -196,20 +203,20 @@ def _publish(runtime: Any, org_id: str, model_id: str, opt: Optimization,
            "outcome": "succeeded" if outcome.published else "skipped", "trigger": trigger,
            "observations": outcome.observations, "rows_scanned": scanned, "error": None}
     with runtime.store.session(org_id) as s:
-        row = s.get(Model, model_id)
+        row = s.get(Model, model_id, options=[defer(Model.state)])
         if row is None or row.deleted_at is not None:
             raise NotFound("Model not found.")
         row.last_run = run
         if bias is not None:
             row.bias = bias
         expected = None
-        if outcome.state is not None:
+        if outcome.state_json is not None:
             row.version += 1
-            row.state = outcome.state
+            row.state = EncodedJSON(outcome.state_json)  # stored as is (store.db)
             row.trained_at = now
             row.status = "trained"
             row.error = None
-            expected = row.state["expected_reward"]
+            expected = outcome.expected_reward
         elif row.status == "failed":  # this run did not fail: the last good version stands
             row.status = "trained" if row.version > 0 else "untrained"
             row.error = None
@@ -218,7 +225,7 @@ def _publish(runtime: Any, org_id: str, model_id: str, opt: Optimization,
                   "trained_at": iso_s(row.trained_at), "expected_reward": expected}
     if outcome.serving is not None:
         runtime.versions.put(model_id, result["version"], outcome.serving)
-        runtime.serve_cache.invalidate(opt.id)
+        runtime.serve_cache.reload(opt.id)
     return result
 
 
@@ -228,7 +235,7 @@ def _record_failure(runtime: Any, org_id: str, model_id: str, started: Any, trig
     message = getattr(exc, "message", "training failed")
     error = {"code": code, "message": message}
     with runtime.store.session(org_id) as s:
-        row = s.get(Model, model_id)
+        row = s.get(Model, model_id, options=[defer(Model.state)])
         assert row is not None
         row.status = "failed"
         row.error = error

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from levered_server.background import lower_thread_priority
 from levered_server.clock import as_utc
 from levered_server.errors import TrainingInProgress
 from levered_server.schemas.optimizations import TrainRequest
@@ -91,7 +92,19 @@ class Trainer:
             except Exception:  # noqa: BLE001 - serving will try again and report it
                 log.exception("cannot load the policy of optimization %s", optimization_id)
 
+    def prestart(self) -> None:
+        """Start the fit worker ahead of the first training or policy rebuild."""
+        fits = getattr(self.runtime, "fits", None)
+        if fits is None:
+            return
+        try:
+            fits.prestart()
+        except Exception:  # noqa: BLE001 - the first job starts a worker again and reports
+            log.exception("cannot start the fit worker")
+
     def _loop(self) -> None:
+        lower_thread_priority()  # serving first: this thread only trains and warms caches
+        self.prestart()
         tick = min(30.0, max(0.2, self.interval / 4)) if self.interval > 0 else 30.0
         self.warm()
         while not self._stop.is_set():
@@ -114,33 +127,35 @@ class Trainer:
         now = time.monotonic()
         out = []
         with self.runtime.store.system_session() as s:
-            rows = s.execute(select(Optimization, Model).join(
+            # Columns, not entities: a model row's `state` is ~1 MB of JSON to decode.
+            rows = s.execute(select(Optimization.id, Optimization.organization_id, Model.id,
+                                    Model.last_run, Model.created_at).join(
                 Model, Model.id == Optimization.model_id).where(
                 Optimization.status == "live", Model.deleted_at.is_(None))).all()
             managed = {c.organization_id for c in s.scalars(select(WarehouseConnection).where(
                 WarehouseConnection.provider == "duckdb")).all()}
-            for opt, model in rows:
-                if now < self._not_before.get(opt.id, 0.0):
+            for opt_id, org_id, model_id, last_run, created_at in rows:
+                if now < self._not_before.get(opt_id, 0.0):
                     continue  # cooling down after its last automatic run
-                serves = self._serves.get(opt.id, 0)
+                serves = self._serves.get(opt_id, 0)
                 if 0 < self.every <= serves:
-                    out.append((opt.organization_id, model.id, "serves", opt.id))
+                    out.append((org_id, model_id, "serves", opt_id))
                     continue
-                last = self._last.get(opt.id)
+                last = self._last.get(opt_id)
                 if last is None:
-                    last = self._since(model, now)
-                fresh = (serves > 0 or opt.organization_id not in managed
-                         or self._dirty.get(opt.organization_id, -1.0) > last)
+                    last = self._since(last_run, created_at, now)
+                fresh = (serves > 0 or org_id not in managed
+                         or self._dirty.get(org_id, -1.0) > last)
                 if self.interval > 0 and fresh and now - last >= self.interval:
-                    out.append((opt.organization_id, model.id, "schedule", opt.id))
+                    out.append((org_id, model_id, "schedule", opt_id))
         return out
 
     @staticmethod
-    def _since(model: Model, now: float) -> float:
+    def _since(last_run: dict[str, Any] | None, created_at: dt.datetime, now: float) -> float:
         # The last run recorded by any process (else the model's creation), on this clock.
-        started = (model.last_run or {}).get("started_at")
+        started = (last_run or {}).get("started_at")
         when = (dt.datetime.fromisoformat(started.replace("Z", "+00:00")) if started
-                else as_utc(model.created_at))
+                else as_utc(created_at))
         return now - max((dt.datetime.now(dt.UTC) - when).total_seconds(), 0.0)
 
     def run_due(self) -> None:

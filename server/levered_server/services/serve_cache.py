@@ -118,6 +118,18 @@ class ServeCache:
                 self._generation[oid] = self._generation.get(oid, 0) + 1
                 self._invalid.add(oid)
 
+    def reload(self, optimization_id: str) -> None:
+        """Load an optimization's snapshot on the calling thread and swap it in: the publisher
+        of a change calls this (after caching the new version's policy), so no request waits
+        for the load; if it fails, the next request loads it as after `invalidate`."""
+        with self._lock:
+            self._generation[optimization_id] = self._generation.get(optimization_id, 0) + 1
+        try:
+            self._refresh(optimization_id, wait_for_policy=True)
+        except Exception:  # noqa: BLE001 - the next request loads it and reports the error
+            log.exception("cannot reload the serving snapshot of %s", optimization_id)
+            self.invalidate(optimization_id)
+
     def close(self) -> None:
         """Stop the background refresher."""
         if self._thread is not None:

@@ -125,9 +125,10 @@ GROUP BY cells.variant_number, cells.cell{''.join(f', named.{c}' for c in ctx_na
     return sql, params
 
 
-def cell_stats(*, runtime: Any, org_id: str, optimization_id: str
-               ) -> tuple[CellStats, int | None, str]:
-    """Run the training query: the cells, the rows the warehouse scanned, the reward type."""
+def cell_columns(*, runtime: Any, org_id: str, optimization_id: str
+                 ) -> tuple[dict[str, Any], list[str], int | None, str]:
+    """Run the training query: its result by column, the context factors, the rows the
+    warehouse scanned and the reward type (:func:`cell_stats` builds the cells from them)."""
     driver, opt, metric, sources, params = prepare_sources(runtime, org_id, optimization_id)
     factors = [f["name"] for f in opt.training_data_config["context_factors"]]
     tail, extra = cells_sql(driver.provider, driver.placeholder, factors, metric.reward_type,
@@ -140,7 +141,15 @@ def cell_stats(*, runtime: Any, org_id: str, optimization_id: str
                                       params={**params, **extra},
                                       timeout=runtime.settings.query_timeout_seconds)
     scanned = _rows_scanned(result.columns.get("rows_scanned", []))
-    return CellStats.from_columns(result.columns, factors), scanned, metric.reward_type
+    return dict(result.columns), factors, scanned, metric.reward_type
+
+
+def cell_stats(*, runtime: Any, org_id: str, optimization_id: str
+               ) -> tuple[CellStats, int | None, str]:
+    """Run the training query: the cells, the rows the warehouse scanned, the reward type."""
+    columns, factors, scanned, reward_type = cell_columns(
+        runtime=runtime, org_id=org_id, optimization_id=optimization_id)
+    return CellStats.from_columns(columns, factors), scanned, reward_type
 
 
 def _rows_scanned(column: Any) -> int | None:

@@ -16,6 +16,7 @@ import base64
 import bisect
 import dataclasses
 import itertools
+import json
 import logging
 import random
 import threading
@@ -209,30 +210,40 @@ class DesignSource:
 
 @dataclasses.dataclass(frozen=True)
 class Fitted:
-    """A run's result as the publishing side needs it (what crosses the process boundary)."""
+    """A run's result as the publishing side needs it (what crosses the process boundary).
+
+    The state comes encoded: decoding and re-encoding ~1 MB of JSON in the serving process
+    holds its GIL for tens of milliseconds in one C call, and requests wait behind it.
+    """
 
     published: bool
     observations: int
     historic_reward: float | None
     serving: Serving | None
-    state: dict[str, Any] | None
+    state_json: str | None
+    expected_reward: dict[str, Any] | None
 
 
 def fit_and_state(*, model_id: str, version: int, model_type: str, reward_type: str,
-                  opt: DesignSource, stats: CellStats, bias: Mapping[str, float],
-                  knobs: policy.PolicySettings,
+                  opt: DesignSource, columns: Mapping[str, Any], context_factors: list[str],
+                  bias: Mapping[str, float], knobs: policy.PolicySettings,
                   start_scales: Mapping[str, float] | None = None) -> Fitted:
-    """Fit `version` and build its state JSON (run in the worker process)."""
+    """Build the cells from the training query's columns, fit `version`, encode its state
+    (run in the worker process: all of it is Python or numpy work on the serving GIL's side
+    otherwise)."""
+    stats = CellStats.from_columns(columns, context_factors)
     outcome = fit(model_id=model_id, version=version, model_type=model_type,
                   reward_type=reward_type, opt=opt, stats=stats, bias=bias, knobs=knobs,
                   start_scales=start_scales)
     if outcome.version is None:
-        return Fitted(outcome.published, outcome.observations, outcome.historic_reward, None, None)
+        return Fitted(outcome.published, outcome.observations, outcome.historic_reward, None,
+                      None, None)
     state = state_json(outcome.version, stats=stats, bias=bias,
                        holdout_share=opt.holdout_percentage / 100, knobs=knobs,
                        start_scales=start_scales)
     return Fitted(outcome.published, outcome.observations, outcome.historic_reward,
-                  Serving.prepared(version, outcome.version.policy, stats), state)
+                  Serving.prepared(version, outcome.version.policy, stats), json.dumps(state),
+                  state["expected_reward"])
 
 
 def rebuild_policy(*, model_id: str, model_type: str, version: int, opt: DesignSource,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,15 @@ from levered_server.store.models import OrgOwned
 
 SYSTEM = "*system*"
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class EncodedJSON(str):
+    """A JSON document encoded already (by a worker process): a JSON column stores it as is."""
+
+
+def _dump_json(value: Any) -> str:
+    # The engines' JSON serializer: json.dumps, except for documents encoded already.
+    return str(value) if isinstance(value, EncodedJSON) else json.dumps(value)
 
 
 class ScopeError(RuntimeError):
@@ -128,11 +138,12 @@ def open_store(url: str, *, migrate: bool = True, **engine_args: Any) -> Store:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10},
-                               pool_size=20, max_overflow=20, **engine_args)
+                               pool_size=20, max_overflow=20, json_serializer=_dump_json,
+                               **engine_args)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
-                               **engine_args)
+                               json_serializer=_dump_json, **engine_args)
     store = Store(engine)
     if migrate:
         store.migrate()

@@ -11,8 +11,6 @@ import datetime as dt
 import threading
 from typing import Any
 
-from sqlalchemy import select
-
 from levered_server.store.db import Store
 from levered_server.store.models import Lock
 
@@ -36,6 +34,9 @@ class LockBuffer:
         self._pending: dict[Key, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
+        self._mark = "%s" if store.engine.dialect.name == "postgresql" else "?"
+        self._lookup = (f"SELECT variant_number, propensity FROM {Lock.__tablename__} "
+                        f"WHERE optimization_id = {self._mark} AND anonymous_id = {self._mark}")
 
     def get(self, optimization_id: str, anonymous_id: str) -> tuple[int, float] | None:
         """The user's lock: pending first, then the database."""
@@ -43,10 +44,10 @@ class LockBuffer:
             row = self._pending.get((optimization_id, anonymous_id))
         if row is not None:
             return row["variant_number"], row["propensity"]
+        # Raw SQL: building the ORM select cost more Python than the indexed lookup itself,
+        # on the event loop, for every first visit of a user.
         with self.store.engine.connect() as conn:
-            found = conn.execute(select(Lock.variant_number, Lock.propensity).where(
-                Lock.optimization_id == optimization_id,
-                Lock.anonymous_id == anonymous_id)).first()
+            found = conn.exec_driver_sql(self._lookup, (optimization_id, anonymous_id)).first()
         return (found[0], found[1]) if found else None
 
     def put(self, row: dict[str, Any]) -> tuple[int, float]:
@@ -65,9 +66,8 @@ class LockBuffer:
                 return
             # Raw executemany: the ORM insert costs ~10× more Python per row, and this
             # runs beside the serve path.
-            mark = "%s" if self.store.engine.dialect.name == "postgresql" else "?"
             sql = (f"INSERT INTO locks ({', '.join(_COLUMNS)}) VALUES "
-                   f"({', '.join(mark for _ in _COLUMNS)}) ON CONFLICT DO NOTHING")
+                   f"({', '.join(self._mark for _ in _COLUMNS)}) ON CONFLICT DO NOTHING")
             params = [tuple(_naive(r[c]) for c in _COLUMNS) for r in rows]
             with self.store.engine.begin() as conn:
                 conn.exec_driver_sql(sql, params)
