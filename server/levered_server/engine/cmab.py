@@ -49,6 +49,14 @@ class CmabPrior:
     sd); interactions are smaller than the effects they modify (hierarchy), and context levels
     differ more from each other than variants do. With ``adaptive`` (the default) these are
     upper bounds: each block's sd is estimated from the data between ``least`` and its value.
+
+    ``hyper``: weight, in parameters' worth, of a scaled-inverse-χ² hyperprior on each block's
+    variance centred at half its cap (the estimate is a posterior mode, not a marginal-likelihood
+    maximum). Without it, a block the data barely inform (no data at all at the first refit,
+    few conversions early) is estimated at the floor ``least``: the effects are then served as
+    if known to be zero, and the estimate stays there for many refits. With it, such a block
+    stays near half its cap until the data say otherwise; as the data determine more
+    parameters its weight fades. 0 = plain empirical Bayes.
     """
 
     intercept: float = 2.0
@@ -58,6 +66,7 @@ class CmabPrior:
     design_context: float = 0.15
     adaptive: bool = True
     least: float = 0.01
+    hyper: float = 1.0
 
     def scales(self) -> dict[str, float]:
         """The sd of each block before any data (the caps)."""
@@ -322,7 +331,9 @@ def _estimate_scales(layout: Layout, prior: CmabPrior, scales: dict[str, float],
         for b in range(1, len(BLOCKS) + 1):
             mask = block == b
             if mask.any():
-                new[b] = np.sqrt(square[mask].sum() / max(effective[mask].sum(), 1e-9))
+                # Hyperprior: ``hyper`` pseudo-parameters of sd cap / 2 (see CmabPrior).
+                new[b] = np.sqrt((square[mask].sum() + prior.hyper * (caps[b] / 2) ** 2)
+                                 / max(effective[mask].sum() + prior.hyper, 1e-9))
         new[1:] = np.clip(new[1:], prior.least * unit, caps[1:])
         done = np.allclose(new, current, rtol=1e-3)
         current = new

@@ -42,6 +42,10 @@ ENGINE_STATE = 1
 MAX_CACHED_CONTEXTS = 10_000
 PREPARED_CELLS = 128  # context cells whose allocation a fit or rebuild computes in advance
 CELLS_FORMAT = "zlib-b64le"  # `inputs.cells`: deflated little-endian arrays in base64
+# `inputs.prior`: how a version's cmab prior was set, so a rebuild fits exactly as the fit did
+# (versions without it used the fixed prior).
+PRIOR_KIND = "adaptive-hyper"
+_PRIORS = {"adaptive-hyper": CmabPrior(), "adaptive": CmabPrior(hyper=0.0)}
 T = TypeVar("T")
 
 
@@ -149,7 +153,7 @@ def state_json(v: ModelVersion, *, stats: CellStats, bias: Mapping[str, float],
         "prior_scales": v.prior_scales or None,
         "inputs": {"reward_type": v.reward_type, "cells": pack_cells(stats), "bias": dict(bias),
                    "holdout_share": holdout_share,
-                   "policy": dataclasses.asdict(knobs), "prior": "adaptive",
+                   "policy": dataclasses.asdict(knobs), "prior": PRIOR_KIND,
                    "start_scales": dict(start_scales) if start_scales else None},
     }
 
@@ -253,7 +257,7 @@ def rebuild_policy(*, model_id: str, model_type: str, version: int, opt: DesignS
     # fixed prior and plain Thompson sampling: rebuild them as they were.
     knobs = policy.PolicySettings(**{"thompson_scale": 1.0, **inputs["policy"],
                                      "min_observations": 0})
-    prior = CmabPrior() if inputs.get("prior") == "adaptive" else CmabPrior(adaptive=False)
+    prior = _PRIORS.get(inputs.get("prior"), CmabPrior(adaptive=False))
     stats = unpack_cells(inputs["cells"])
     outcome = train(model_type, inputs["reward_type"], design_of(opt), stats,
                     rng=generator(model_id, version), holdout_share=inputs["holdout_share"],
