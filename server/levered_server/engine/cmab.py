@@ -12,7 +12,7 @@ prior is centred on the pooled rate, every other effect's on zero.
 
 How much to shrink is learned (empirical Bayes): each block's prior sd (main, pair, context,
 design × context) is estimated from the data by EM on the Laplace posterior, capped by the
-prior's values. A fixed prior wide enough for real page changes is several times wider than
+prior's values, with a weak hyperprior toward half of each cap (``CmabPrior.hyper``). A fixed prior wide enough for real page changes is several times wider than
 the effects of a typical optimization; with it, Thompson sampling over-explored and the
 winner's lift came out biased upward (+0.13 on a true +0.20 in bench/regret). With the scales
 estimated the bias is gone, the intervals cover and regret drops (docs/benchmarks.md).
