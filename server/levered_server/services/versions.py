@@ -257,7 +257,7 @@ def rebuild_policy(*, model_id: str, model_type: str, version: int, opt: DesignS
     # fixed prior and plain Thompson sampling: rebuild them as they were.
     knobs = policy.PolicySettings(**{"thompson_scale": 1.0, **inputs["policy"],
                                      "min_observations": 0})
-    prior = _PRIORS.get(inputs.get("prior"), CmabPrior(adaptive=False))
+    prior = _PRIORS.get(str(inputs.get("prior")), CmabPrior(adaptive=False))
     stats = unpack_cells(inputs["cells"])
     outcome = train(model_type, inputs["reward_type"], design_of(opt), stats,
                     rng=generator(model_id, version), holdout_share=inputs["holdout_share"],
