@@ -4,6 +4,7 @@ runs in the worker process with the same results."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
 
@@ -238,3 +239,41 @@ def test_prestart_starts_one_worker_that_later_jobs_reuse():
         assert pool.started == 1 and pool._idle == [worker]
     finally:
         pool.close()
+
+
+def test_a_version_fitted_before_the_hyperprior_rebuilds_as_it_was_fitted():
+    """States record how their cmab prior was set; older "adaptive" ones had no hyperprior."""
+    from levered_server.engine import policy
+    from levered_server.engine.cmab import CmabPrior
+    from levered_server.engine.train import generator, train
+
+    rng = np.random.default_rng(5)
+    n = 24
+    exposures = rng.integers(5, 30, n).astype(float)
+    rewards = rng.binomial(exposures.astype(int), 0.05).astype(float)
+    sums = {c: np.zeros(n) for c in SUM_COLUMNS}
+    sums.update(exposures=exposures, reward_count=rewards, reward_sum=rewards,
+                reward_sum_sq=rewards)
+    stats = CellStats(rng.integers(1, 3, n), rng.integers(0, 2, (n, 1)), np.zeros(n, bool),
+                      sums, ("device",), (("mobile", "desktop"),))
+    source = versions.DesignSource({"design_factors": [{"name": "a", "levels": ["x", "y"]}],
+                                    "context_factors": []}, [], 0)
+    knobs = policy.PolicySettings(min_observations=0)
+    base = {"policy": dataclasses.asdict(knobs), "reward_type": "bool", "holdout_share": 0.0,
+            "bias": {}, "cells": versions.pack_cells(stats)}
+
+    def engine(prior: CmabPrior) -> np.ndarray:
+        fitted = train("cmab", "bool", versions.design_of(source), stats,
+                       rng=generator("m", 1), holdout_share=0.0, bias={}, settings=knobs,
+                       prior=prior)
+        assert fitted.version is not None
+        return fitted.version.policy.allocation({"device": "mobile"})
+
+    allocations = {}
+    for kind in (versions.PRIOR_KIND, "adaptive"):
+        rebuilt = versions.rebuild_policy(model_id="m", model_type="cmab", version=1, opt=source,
+                                          inputs={**base, "prior": kind})
+        allocations[kind] = rebuilt.policy.allocation({"device": "mobile"})
+    assert allocations[versions.PRIOR_KIND] == pytest.approx(engine(CmabPrior()), abs=1e-12)
+    assert allocations["adaptive"] == pytest.approx(engine(CmabPrior(hyper=0.0)), abs=1e-12)
+    assert not np.allclose(allocations["adaptive"], allocations[versions.PRIOR_KIND])
