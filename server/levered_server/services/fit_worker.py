@@ -99,7 +99,7 @@ class _Worker:
 
 
 class FitPool:
-    """Worker processes (started on first use, then kept) for fits and policy rebuilds.
+    """Worker processes (started on first use or by `prestart`, then kept) for fits and policy rebuilds.
 
     A fit holds the GIL for much of its ~1 s (numpy on small matrices, building the state
     JSON); in the serving process that stalls every request behind it. Here it runs in another

@@ -4,9 +4,11 @@ A `live` optimization with new data is trained when `LEVERED_TRAIN_INTERVAL_MINU
 since its last run, or as soon as `LEVERED_TRAIN_EVERY_SERVES` non-dry-run serves were answered
 since then. New data = serves or ingested events since the last run (a bring-your-own warehouse
 is filled behind our back, so it always counts as new). Serving only bumps a counter; training
-runs on this thread, one model at a time, and never waits for a request or makes one wait for
-it: the warehouse query runs here (DuckDB releases the GIL while it executes, though not while
-its result rows become Python objects), the fit in the fit worker process (`services/fit_worker.py`).
+runs on this thread (at a lower CPU priority, `background.py`), one model at a time, and never
+waits for a request or makes one wait for it: the warehouse query runs here (DuckDB releases the
+GIL while it executes; its result comes back as numpy columns), the cells, the fit and the state
+JSON in the fit worker process (`services/fit_worker.py`), which this thread starts with the
+server.
 
 Under heavy traffic `LEVERED_TRAIN_EVERY_SERVES` could keep a model training back to back; an
 automatic run of a model therefore waits at least `COOLDOWN_FACTOR` times the duration of its

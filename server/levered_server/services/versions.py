@@ -7,7 +7,7 @@ are seeded from that pair (API.md 8.1).
 
 Fits and rebuilds run in a worker process (`fit_worker.FitPool`) when the runtime has one, so
 the engine's numpy work and the state's JSON never hold the serving process's GIL or grow its
-heap; only the serving policy (numpy arrays) and the state dict come back.
+heap; only the serving policy (numpy arrays) and the state, encoded, come back.
 """
 
 from __future__ import annotations
