@@ -41,6 +41,16 @@ def make_metric(org: Any, **kw: Any) -> dict[str, Any]:
     return dict(resp.json())
 
 
+def connect_postgres(org: Any, schema: str) -> dict[str, Any]:
+    """Connect the organization to a schema of the test PostgreSQL (bring-your-own warehouse)."""
+    resp = org.post("/api/v2/warehouse/connections", json={
+        "provider": "postgres", "dataset_id": schema, "credentials": {
+            "host": "127.0.0.1", "port": 5432, "database": "test", "username": "postgres",
+            "sslmode": "disable"}})
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
 def hero(metric_id: str, **changes: Any) -> dict[str, Any]:
     body = copy.deepcopy(HERO)
     body["reward_metric_id"] = metric_id

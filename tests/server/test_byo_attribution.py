@@ -10,7 +10,7 @@ import pytest
 from levered_server.services.attribution import _derived_id
 from levered_server.services.design import in_holdout
 from tests.server.conftest import PG_URL, pg_exec
-from tests.server.factories import hero
+from tests.server.factories import connect_postgres, hero
 
 
 def test_observation_id_test_vector():
@@ -35,11 +35,7 @@ def byo(org):
     pg_exec(f"CREATE TABLE {schema}.signups (anonymous_id text, ts timestamptz)")
     pg_exec(f"CREATE TABLE {schema}.levered_exposures (anonymous_id text, optimization_id text,"
             " variant text, \"timestamp\" timestamptz, exposure_id text)")
-    resp = org.post("/api/v2/warehouse/connections", json={
-        "provider": "postgres", "dataset_id": schema, "credentials": {
-            "host": "127.0.0.1", "port": 5432, "database": "test", "username": "postgres",
-            "sslmode": "disable"}})
-    assert resp.status_code == 200, resp.text
+    connect_postgres(org, schema)
     yield org, schema
     pg_exec(f"DROP SCHEMA {schema} CASCADE")
 

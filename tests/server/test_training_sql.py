@@ -21,7 +21,7 @@ from levered_server.engine.stats import SUM_COLUMNS, context_text
 from levered_server.services.design import in_holdout
 from levered_server.services.training_sql import cell_stats
 from tests.server.conftest import PG_URL, make_settings, new_org, pg_exec, running
-from tests.server.factories import hero
+from tests.server.factories import connect_postgres, hero, make_metric
 
 T0 = dt.datetime(2026, 11, 1, 0, 0)
 W = dt.timedelta(hours=24)  # HERO's conversion window
@@ -139,29 +139,33 @@ def srv(tmp_path_factory):
         yield s
 
 
-class Managed:
-    """The organization's embedded DuckDB, written directly (NULL or tied exposure IDs)."""
+class _Warehouse:
+    """What both warehouses share: a metric over their reward rows (`reward_table`, `ts`)."""
 
-    name = "duckdb"
+    reward_table = ""
+    ts = ""  # its timestamp column
 
     def __init__(self, org: Any) -> None:
         self.org = org
         self.tag = ""
 
-    def holdout(self, opt_id: str) -> Any:
-        return lambda e: bool(e.in_holdout)  # as recorded, NULL counts as FALSE
-
     def metric(self, numeric: bool, start_date: bool = False) -> dict[str, Any]:
         self.tag = uuid.uuid4().hex[:8]  # this metric's reward rows
-        where = " AND timestamp_utc >= @start_date" if start_date else ""
-        sql = (f"SELECT anonymous_id, timestamp_utc{', value' if numeric else ''} FROM rewards "
-               f"WHERE name = '{self.tag}'{where}")
-        mapping = {"anonymous_id": "anonymous_id", "timestamp": "timestamp_utc",
-                   **({"value": "value"} if numeric else {})}
-        resp = self.org.post("/api/v2/warehouse/metrics", json={
-            "name": f"goal-{uuid.uuid4().hex[:6]}", "sql": sql, "column_mapping": mapping})
-        assert resp.status_code == 201, resp.text
-        return dict(resp.json())
+        where = f" AND {self.ts} >= @start_date" if start_date else ""
+        sql = (f"SELECT anonymous_id, {self.ts}{', value' if numeric else ''} "
+               f"FROM {self.reward_table} WHERE name = '{self.tag}'{where}")
+        return make_metric(self.org, name=f"goal-{uuid.uuid4().hex[:6]}", sql=sql,
+                           timestamp=self.ts, **({"value": "value"} if numeric else {}))
+
+
+class Managed(_Warehouse):
+    """The organization's embedded DuckDB, written directly (NULL or tied exposure IDs)."""
+
+    name = "duckdb"
+    reward_table, ts = "rewards", "timestamp_utc"
+
+    def holdout(self, opt_id: str) -> Any:
+        return lambda e: bool(e.in_holdout)  # as recorded, NULL counts as FALSE
 
     def write(self, opt_id: str, exposures: list[Exp], rewards: list[Rew]) -> None:
         driver = self.org.server.runtime.warehouses.managed(self.org.id)
@@ -180,32 +184,21 @@ class Managed:
                     "VALUES (?, ?, ?, ?)", [(r.anon, self.tag, r.value, r.at) for r in rewards])
 
 
-class Byo:
+class Byo(_Warehouse):
     """A bring-your-own PostgreSQL schema with an exposures table and a goals table."""
 
     name = "postgres"
+    ts = "ts"
 
     def __init__(self, org: Any, schema: str) -> None:
-        self.org = org
+        super().__init__(org)
         self.schema = schema
-        self.tag = ""
+        self.reward_table = f"{schema}.goals"
 
     def holdout(self, opt_id: str) -> Any:
         # rows without in_holdout get the holdout hash (API.md 2.4); HERO holds out 10 %
         return lambda e: bool(e.in_holdout if e.in_holdout is not None else
                               e.anon is not None and in_holdout(opt_id, e.anon, 10))
-
-    def metric(self, numeric: bool, start_date: bool = False) -> dict[str, Any]:
-        self.tag = uuid.uuid4().hex[:8]  # this metric's reward rows
-        where = " AND ts >= @start_date" if start_date else ""
-        sql = (f"SELECT anonymous_id, ts{', value' if numeric else ''} "
-               f"FROM {self.schema}.goals WHERE name = '{self.tag}'{where}")
-        mapping = {"anonymous_id": "anonymous_id", "timestamp": "ts",
-                   **({"value": "value"} if numeric else {})}
-        resp = self.org.post("/api/v2/warehouse/metrics", json={
-            "name": f"goal-{uuid.uuid4().hex[:6]}", "sql": sql, "column_mapping": mapping})
-        assert resp.status_code == 201, resp.text
-        return dict(resp.json())
 
     def write(self, opt_id: str, exposures: list[Exp], rewards: list[Rew]) -> None:
         import sqlalchemy
@@ -244,11 +237,7 @@ def warehouse(request, srv):
     pg_exec(f"CREATE TABLE {schema}.levered_exposures (anonymous_id text, optimization_id text,"
             " variant text, \"timestamp\" timestamptz, exposure_id text, context text,"
             " propensity double precision, in_holdout boolean)")
-    resp = org.post("/api/v2/warehouse/connections", json={
-        "provider": "postgres", "dataset_id": schema, "credentials": {
-            "host": "127.0.0.1", "port": 5432, "database": "test", "username": "postgres",
-            "sslmode": "disable"}})
-    assert resp.status_code == 200, resp.text
+    connect_postgres(org, schema)
     try:
         yield Byo(org, schema)
     finally:

@@ -141,7 +141,7 @@ def cell_columns(*, runtime: Any, org_id: str, optimization_id: str
                                       params={**params, **extra},
                                       timeout=runtime.settings.query_timeout_seconds)
     scanned = _rows_scanned(result.columns.get("rows_scanned", []))
-    return dict(result.columns), factors, scanned, metric.reward_type
+    return result.columns, factors, scanned, metric.reward_type
 
 
 def cell_stats(*, runtime: Any, org_id: str, optimization_id: str
