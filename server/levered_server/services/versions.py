@@ -42,6 +42,8 @@ ENGINE_STATE = 1
 MAX_CACHED_CONTEXTS = 10_000
 PREPARED_CELLS = 128  # context cells whose allocation a fit or rebuild computes in advance
 CELLS_FORMAT = "zlib-b64le"  # `inputs.cells`: deflated little-endian arrays in base64
+# The weighted lift is reported once the baseline's standard error is at most this share of it.
+WEIGHTED_LIFT_MAX_BASELINE_RSE = 0.2
 # `inputs.prior`: how a version's cmab prior was set, so a rebuild fits exactly as the fit did
 # (versions without it used the fixed prior).
 PRIOR_KIND = "adaptive-hyper"
@@ -104,9 +106,15 @@ def _weighted_variant(name: str, est: IpwEstimate, i: int) -> dict[str, Any] | N
 
 def _weighted_lift(est: IpwEstimate, numbers: np.ndarray, best: int,
                    baseline: int) -> tuple[float | None, list[float] | None]:
-    """The best variant's lift over the baseline in percent from the weighted estimates."""
+    """The best variant's lift over the baseline in percent from the weighted estimates;
+    None until the baseline's estimate is precise enough for a ratio to mean anything."""
     where = {int(n): i for i, n in enumerate(numbers)}
     if best not in where or baseline not in where or best == baseline:
+        return None, None
+    b, sb = float(est.mean[where[baseline]]), float(est.se[where[baseline]])
+    # A ratio over a denominator whose interval nearly reaches zero is unbounded (Fieller):
+    # the delta method then prints intervals like [-54856 %, +43898 %].
+    if not (b > 0 and sb <= WEIGHTED_LIFT_MAX_BASELINE_RSE * b):
         return None, None
     lift, se = est.lift_percent(where[baseline])
     value, err = float(lift[where[best]]), float(se[where[best]])
