@@ -15,6 +15,7 @@ from cliff import help as cliff_help
 from levered_core import __version__, config, globalopts
 from levered_core import help as help_text
 from levered_core import manifest as manifest_module
+from levered_core.completion import CompleteLevered
 from levered_core.errors import ExitCode, PluginError, UsageError, describe, exit_code_for
 from levered_core.plugin_api import COMMANDS_NAMESPACE
 
@@ -79,6 +80,10 @@ class LeveredHelp(cliff_help.HelpCommand):
         elif len(words) == 1 and words[0] in app.manifest["groups"] and words[0] not in app.manifest["commands"]:
             app.stdout.write(help_text.group_help(app.manifest, words[0]))
         else:
+            try:
+                app.command_manager.find_command(words)
+            except ValueError:
+                raise app.unknown_command_error(words) from None  # cliff would list prefix matches, exit 0
             return int(super().take_action(parsed_args))
         return 0
 
@@ -107,6 +112,7 @@ class LeveredApp(cliff_app.App):
         super().__init__(description=globalopts.DESCRIPTION, version=__version__,
                          command_manager=ManifestCommandManager(manifest), deferred_help=True)
         self.command_manager.add_command("help", LeveredHelp)
+        self.command_manager.add_command("complete", CompleteLevered)
 
     def build_option_parser(self, description: str | None, version: str | None,
                             argparse_kwargs: dict[str, Any] | None = None) -> argparse.ArgumentParser:
@@ -134,6 +140,13 @@ class LeveredApp(cliff_app.App):
     def interact(self) -> None:
         # cliff would start its cmd2 REPL here; a CLI for scripts prints the help instead.
         self.stdout.write(help_text.app_help(self.manifest, self.parser.format_help()))
+        self._helped = True
+
+    def run(self, argv: list[str]) -> int:
+        """Run ``argv``; only global options (``levered -v``) print the help and exit 0."""
+        self._helped = False
+        code = int(super().run(argv))
+        return 0 if self._helped and code == 1 else code
 
     @property
     def settings(self) -> config.Settings:
@@ -182,7 +195,9 @@ class LeveredApp(cliff_app.App):
         try:
             self.command_manager.find_command(argv)
         except ValueError:
-            return self._unknown_command(argv)
+            error = self.unknown_command_error(argv)
+            self.stderr.write(f"Error: {error}\n")
+            return int(error.exit_code)
         except PluginError as exc:
             self.LOG.error(exc, exc_info=self.options.debug)
             return int(ExitCode.ERROR)
@@ -195,7 +210,8 @@ class LeveredApp(cliff_app.App):
     def clean_up(self, cmd: Command, result: int, err: BaseException | None) -> None:
         self._failure = err
 
-    def _unknown_command(self, argv: list[str]) -> int:
+    def unknown_command_error(self, argv: list[str]) -> UsageError:
+        """Return the usage error for ``argv``, which names no command: its group's commands or a guess."""
         groups = self.manifest["groups"]
         if argv[0] in groups and argv[0] not in self.manifest["commands"]:
             verbs = [verb for verb, _ in help_text.group_commands(self.manifest, argv[0])]
@@ -208,8 +224,7 @@ class LeveredApp(cliff_app.App):
             suggestions = difflib.get_close_matches(argv[0], words, n=3)
             hint = f"; did you mean: {', '.join(suggestions)}?" if suggestions else ""
             error = UsageError(f"'{argv[0]}' is not a levered command{hint} (see `levered --help`)")
-        self.stderr.write(f"Error: {error}\n")
-        return int(error.exit_code)
+        return error
 
 
 def run(argv: list[str]) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from cliff import command, lister, show
@@ -22,6 +23,34 @@ if TYPE_CHECKING:
     from levered_core.client import LeveredClient
 
 
+class _GuardedHook:
+    """A loaded command hook whose failures name it, its distribution and what it was doing."""
+
+    _DOING = {"get_parser": "adding options to", "get_epilog": "adding help to", "before": "before",
+              "after": "after"}
+
+    def __init__(self, hook: Any, spec: dict[str, Any], command_name: str) -> None:
+        self.hook, self.spec, self.command_name = hook, spec, command_name
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.hook, name)
+        doing = self._DOING.get(name)
+        if doing is None:
+            return attribute
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attribute(*args, **kwargs)
+            except LeveredError:
+                raise  # the hook's own refusal (UsageError...) keeps its message and exit code
+            except Exception as exc:
+                spec = self.spec
+                raise PluginError(f"hook '{spec['name']}' of {spec['distribution']} ({spec['target']}) {doing} "
+                                  f"'{self.command_name}' failed: {type(exc).__name__}: {exc}") from exc
+
+        return guarded
+
+
 class _LeveredMixin:
     """What every levered command shares, whatever cliff base it has."""
 
@@ -31,20 +60,32 @@ class _LeveredMixin:
     last_document: Any = None
 
     def _load_hooks(self) -> None:
-        # cliff's own loader logs a failing hook as an error and hides which command it was for.
+        # Not cliff's loader: it would load every hook installed, whatever the plugin policy, and log a
+        # failing one without saying which command it was for. The manifest lists the hooks with the
+        # policy applied (by distribution); each one loaded is wrapped so that its failures name it.
+        self._hooks = []
         if not self.cmd_name:
-            self._hooks = []
             return
+        import importlib.metadata
+
         from stevedore import extension
 
+        from levered_core import manifest
         from levered_core.plugin_api import hook_namespace
 
-        def failed(_manager: Any, ep: Any, exc: BaseException) -> None:
-            sys.stderr.write(f"levered: warning: hook '{ep.name}' ({ep.value}) for '{self.cmd_name}' failed to "
-                             f"load: {type(exc).__name__}: {exc}; the command runs without it\n")
-
-        self._hooks = extension.ExtensionManager(hook_namespace(self.cmd_name), invoke_on_load=True,
-                                                 invoke_kwds={"command": self}, on_load_failure_callback=failed)
+        data = getattr(getattr(self, "app", None), "manifest", None) or manifest.load()
+        for spec in data.get("hooks", []):
+            if spec["command"] != self.cmd_name or spec.get("status", "loaded") != "loaded":
+                continue  # disabled by the policy, or failed to import (already warned about)
+            ep = importlib.metadata.EntryPoint(spec["name"], spec["target"], hook_namespace(self.cmd_name))
+            try:
+                factory = ep.load()
+                hook = factory(command=self)
+            except Exception as exc:
+                sys.stderr.write(f"levered: warning: hook '{spec['name']}' ({spec['target']}) for '{self.cmd_name}' "
+                                 f"failed to load: {type(exc).__name__}: {exc}; the command runs without it\n")
+                continue
+            self._hooks.append(extension.Extension(spec["name"], ep, factory, _GuardedHook(hook, spec, self.cmd_name)))
 
     def _call_hooks(self, method: str, *args: Any) -> Any:
         """Call ``method`` on each hook in turn, threading its result; a failure names the hook."""
@@ -52,13 +93,7 @@ class _LeveredMixin:
         for hook in self._hooks:
             if hook.obj is None:
                 continue
-            try:
-                returned = getattr(hook.obj, method)(*args[:-1], value)
-            except LeveredError:
-                raise
-            except Exception as exc:
-                raise PluginError(f"hook '{hook.name}' ({hook.entry_point.value}) {method} '{self.cmd_name}' "
-                                  f"failed: {type(exc).__name__}: {exc}") from exc
+            returned = getattr(hook.obj, method)(*args[:-1], value)
             if returned is not None:
                 value = returned
         return value
@@ -132,16 +167,40 @@ class _Display(_LeveredMixin):
         result = self._take(parsed_args)
         hooked = self._run_after_hooks(parsed_args, result)
         if not isinstance(hooked, output.Result):  # a hook returned cliff's plain pair
-            hooked = output.Result(hooked[0], hooked[1], result.document)
+            hooked = output.Result(hooked[0], hooked[1], result.document, footer=result.footer)
         result = hooked
         if self.wants_json(parsed_args):
             output.print_json(result.document, self.levered_app.stdout)
-        elif not result.data and parsed_args.formatter == "table":
+            return 0
+        if not result.data and parsed_args.formatter == "table":
             output.print_text("(none)", self.levered_app.stdout)  # cliff's table prints nothing at all
         else:
             self.formatter = self._formatter_plugins[parsed_args.formatter].obj
             self.produce_output(parsed_args, result.columns, result.data)  # type: ignore[attr-defined]
+        if result.footer:
+            self.levered_app.stdout.flush()  # the footer follows the table on a shared terminal
+            output.print_text(result.footer, self.levered_app.stderr)
         return 0
+
+    def _generate_columns_and_selector(self, parsed_args: argparse.Namespace,
+                                       column_names: Sequence[str]) -> tuple[list[str], list[bool] | None]:
+        """Select the ``-c`` columns; an unknown one is a usage error naming the valid ones."""
+        if not parsed_args.columns:
+            return list(column_names), None
+
+        def normal(name: str) -> str:
+            return name.lower().strip().replace(" ", "_")
+
+        known = {normal(name) for name in column_names}
+        unknown = [name for name in parsed_args.columns if normal(name) not in known]
+        if unknown:
+            from levered_core.errors import UsageError
+
+            raise UsageError(f"unknown column {', '.join(map(repr, unknown))}; "
+                             f"columns: {', '.join(column_names) or '(none)'}")
+        wanted = {normal(name) for name in parsed_args.columns}
+        selector = [normal(name) in wanted for name in column_names]
+        return [name for name, keep in zip(column_names, selector, strict=True) if keep], selector
 
 
 class Lister(_Display, lister.Lister):
@@ -152,7 +211,37 @@ class Lister(_Display, lister.Lister):
 
 
 class ShowOne(_Display, show.ShowOne):
-    """A command that shows one object: field/value pairs, the API object for ``--json``."""
+    """A command that shows one object: field/value pairs, the API object for ``--json``.
+
+    ``take_action`` returns either ``Result(columns, values, document)`` (a field table) or
+    ``Result.text(text, document)``: then people get the text, and an explicit ``-f`` or
+    ``-c`` prints the document's top-level fields through cliff's formatters instead.
+    """
+
+    _explicit_format = False
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
-        return self._add_json_flag(super().get_parser(prog_name))
+        parser = self._add_json_flag(super().get_parser(prog_name))
+        parser.set_defaults(formatter=None)  # None: no -f given, so a text result prints as text
+        return parser
+
+    def run(self, parsed_args: argparse.Namespace) -> int:
+        explicit = parsed_args.formatter is not None or bool(parsed_args.columns)
+        parsed_args.formatter = parsed_args.formatter or "table"
+        self._explicit_format = explicit
+        return super().run(parsed_args)
+
+    def wants_json(self, parsed_args: argparse.Namespace) -> bool:
+        """As for every command, except that an explicit ``-f table`` wins over ``output: json``."""
+        if self._explicit_format and not (getattr(parsed_args, "json", False) or self.levered_app.options.json):
+            return False
+        return super().wants_json(parsed_args)
+
+    def produce_output(self, parsed_args: argparse.Namespace, column_names: Sequence[str], data: Any) -> int:
+        if column_names or not isinstance(data, str):
+            return int(super().produce_output(parsed_args, column_names, data))
+        if not self._explicit_format:
+            output.print_text(data, self.levered_app.stdout)
+            return 0
+        columns, values = output.fields(self.last_document)
+        return int(super().produce_output(parsed_args, columns, values))

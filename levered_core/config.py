@@ -74,7 +74,8 @@ KEYS: dict[str, Key] = {
     for key in (
         Key("environment", "prod", _parse_choice(*ENVIRONMENTS),
             "prod, testing or local: selects the default API URL and the auth file"),
-        Key("api_url", None, _parse_url, "overrides the environment's default API URL"),
+        Key("api_url", None, _parse_url,
+            "overrides the environment's default API URL (LEVERED_API_URL overrides it)"),
         Key("output", "table", _parse_choice("table", "json"), "default output format"),
         Key("timeout", 30, _parse_timeout, "HTTP timeout of each request, in seconds (1-600)"),
         Key("ca_bundle", None, _parse_path, "PEM bundle of CA certificates for TLS"),
@@ -99,7 +100,10 @@ def site_config_path() -> pathlib.Path:
 
 
 def _read_object(path: pathlib.Path) -> dict[str, Any]:
-    data = statefile.read_json(path)
+    try:
+        data = statefile.read_json(path)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}): fix or delete the file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -127,6 +131,15 @@ def read_site_plugins() -> dict[str, Any]:
     value = _read_object(path).get("plugins") or {}
     if not isinstance(value, dict):
         raise ConfigError(f"{path}: \"plugins\" must be an object with allow, deny or override")
+    for name in ("allow", "deny"):
+        names = value.get(name)
+        if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise ConfigError(f"{path}: \"plugins\".\"{name}\" must be a list of group or distribution names, "
+                              f"e.g. [\"config\"]: fix the site config")
+    override = value.get("override")
+    if override is not None and not (isinstance(override, dict) and all(isinstance(v, str) for v in override.values())):
+        raise ConfigError(f"{path}: \"plugins\".\"override\" must map command names to distribution names: "
+                          f"fix the site config")
     return value
 
 
@@ -161,6 +174,8 @@ class Settings:
         """Say where the effective value of ``key`` comes from."""
         if key == "environment" and os.environ.get("LEVERED_ENV"):
             return "env LEVERED_ENV"
+        if key == "api_url" and os.environ.get("LEVERED_API_URL"):
+            return "env LEVERED_API_URL"
         if key in self.user:
             return "user"
         if key in self.site:
@@ -168,9 +183,14 @@ class Settings:
         return "default"
 
     def get(self, key: str) -> Any:
-        """Return the effective value of a known key."""
+        """Return the effective value of a known key (``api_url``: the URL the CLI would use).
+
+        :raises UsageError: the environment or the API URL in force is invalid.
+        """
         if key == "environment":
             return environment(self)
+        if key == "api_url":
+            return resolve_api_url(self)
         for layer in (self.user, self.site):
             if key in layer:
                 return layer[key]

@@ -27,7 +27,7 @@ def app_help(manifest: dict[str, Any], options_help: str) -> str:
     for name in top_level_commands(manifest):
         entries.setdefault(name, manifest["commands"][name]["summary"])
     entries.setdefault("help", "Show help for a group or a command (`levered help exit-codes` too)")
-    entries.setdefault("complete", "Print a bash completion script (zsh: load it with bashcompinit)")
+    entries.setdefault("complete", "Print a completion script for bash or zsh (`--shell zsh`)")
     return f"{options_help.rstrip()}\n\nCommands:\n{_rows(sorted(entries.items()))}\n{GROUP_HINT}\n"
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from levered_core.errors import ExitCode, LeveredError, UsageError
 
+#: The shortest ID prefix accepted (shorter ones match too much to be typed on purpose).
+MIN_PREFIX = 4
 HEX_PREFIX = re.compile(r"^[0-9a-fA-F-]{4,36}$")
 
 
@@ -83,13 +85,16 @@ def resolve_id(value: str, kind: str, list_ids: Callable[[], Iterable[tuple[str,
     :param kind: the object's name for messages, e.g. ``optimization``.
     :param list_ids: returns (id, label) pairs to match a prefix against; only called for a prefix.
     :raises NoMatch: no ID starts with the prefix (exit 4).
-    :raises UsageError: several IDs do (exit 2), listing them.
+    :raises UsageError: the value is shorter than :data:`MIN_PREFIX`, or several IDs start with it (exit 2).
     """
     candidate = value.strip().lower()
     try:
         return str(uuid.UUID(candidate))
     except ValueError:
         pass
+    if len(candidate) < MIN_PREFIX:
+        raise UsageError(f"{kind} ID {value.strip()!r} is too short: give at least {MIN_PREFIX} characters of the ID "
+                         "(or the full UUID)")
     if not HEX_PREFIX.match(candidate):
         return candidate  # not an ID at all: the server answers 404 not_found
     matches = [(oid, label) for oid, label in list_ids() if oid.startswith(candidate)]
@@ -132,6 +137,15 @@ def text_flag(flag: str, raw: str) -> str:
 
 
 def result_set(body: dict[str, Any]) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-    """Columns and rows of a warehouse result set (API.md 10.8), for a Lister."""
+    """Columns and rows of a warehouse result set (API.md 10.8), for a Lister.
+
+    NULL shows as ``-``, as in every other table, and objects and arrays as JSON (``--json`` prints
+    the body as received, so it keeps ``null``).
+    """
+    def cell(value: Any) -> Any:
+        if value is None:
+            return "-"
+        return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+
     columns = tuple(column["name"] for column in body["columns"])
-    return columns, [tuple(row.get(name) for name in columns) for row in body["rows"]]
+    return columns, [tuple(cell(row.get(name)) for name in columns) for row in body["rows"]]

@@ -14,15 +14,20 @@ class Result(tuple[Sequence[str], Any]):
     :param data: rows (Lister), values (ShowOne), or the text to print (Command).
     :param document: the object ``--json`` prints: the API response body as received,
         or the JSON object documented for a command that makes no request.
+    :param footer: a line for people printed on stderr after the table (e.g. which page this
+        is); never printed with ``--json``.
 
     It unpacks like cliff's pair, so cliff's formatters and command hooks take it as is.
     """
 
     document: Any
+    footer: str | None
 
-    def __new__(cls, columns: Sequence[str], data: Any, document: Any) -> Result:
+    def __new__(cls, columns: Sequence[str], data: Any, document: Any, *,
+                footer: str | None = None) -> Result:
         result = super().__new__(cls, (columns, data))
         result.document = document
+        result.footer = footer
         return result
 
     @property
@@ -50,3 +55,15 @@ def print_text(text: str, stream: TextIO) -> None:
     """Print ``text`` followed by exactly one newline (nothing for an empty text)."""
     if text:
         stream.write(text.rstrip("\n") + "\n")
+
+
+def fields(document: Any) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """Return an API object's top-level fields as ShowOne's ``(columns, values)``.
+
+    Nested objects and lists become compact JSON, so every formatter prints one line per field.
+    """
+    if not isinstance(document, dict):
+        document = {"value": document}
+    values = tuple(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+                   if isinstance(value, (dict, list)) else value for value in document.values())
+    return tuple(str(key) for key in document), values

@@ -122,11 +122,13 @@ def results(res: dict[str, Any]) -> str:
 def model_state(state: dict[str, Any]) -> str:
     """Render ``models state``: version, last run, and the per-variant posterior."""
     run = state.get("last_run") or {}
+    version = (f"{state['version']}, trained {h.ago(state.get('trained_at'))} on {state['observations']} observations"
+               if state.get("version") else
+               f"none: not trained yet; train it with `levered models train {h.short_id(state['model_id'])}`")
     lines = _pairs([
         ("Model", f"{state['model_id']} ({state['model_type']}, {state['status']})"),
         ("Optimization", state["optimization_id"]),
-        ("Version", f"{state['version']}, trained {h.ago(state.get('trained_at'))} on {state['observations']} "
-                    "observations"),
+        ("Version", version),
         ("Last run", f"{run.get('outcome', 'never')} ({run.get('trigger', '-')}, {h.ago(run.get('finished_at'))})"
          if run else "never"),
     ])

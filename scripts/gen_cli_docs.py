@@ -3,13 +3,18 @@
 
 It starts a real server in a temporary directory (`levered server start`), runs a scripted
 walk-through with the installed `levered`, and writes each command's usage line, the command
-and what it printed. Run it with the environment's interpreter: `.venv/bin/python
-scripts/gen_cli_docs.py`. tests/test_docs.py checks that every installed command is in it.
+and what it printed; `optimizations results` and `models state` also show their `--json`. Run it
+with the environment's interpreter: `.venv/bin/python scripts/gen_cli_docs.py [--output PATH]
+[--port N]`. tests/test_docs.py imports :func:`synopsis` and checks that the file is current:
+every installed command is in it with the usage line and summary it has now, and the text
+examples are what :mod:`levered_core.views` prints for the JSON beside them.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import functools
 import json
 import os
 import pathlib
@@ -29,6 +34,21 @@ FACTORS = ('[{"name": "headline", "levels": ["Ship faster", "Build better", "Sca
 SQL = "SELECT anonymous_id, timestamp_utc FROM rewards WHERE name = 'signup' AND timestamp_utc >= @start_date"
 
 
+@functools.cache
+def _app() -> Any:
+    from levered_core import manifest
+    from levered_core.app import LeveredApp
+
+    return LeveredApp(manifest.load())
+
+
+def synopsis(command: str) -> tuple[str, str]:
+    """The usage line (whitespace collapsed, so terminal width does not matter) and summary of a command."""
+    factory, _, _ = _app().command_manager.find_command(command.split())
+    parser = factory(_app(), None, cmd_name=command).get_parser(f"levered {command}")
+    return " ".join(parser.format_usage().split()), (parser.description or "").split("\n\n")[0].strip()
+
+
 class Session:
     """Runs commands and collects the markdown."""
 
@@ -46,13 +66,9 @@ class Session:
         return done.stdout
 
     def section(self, command: str, note: str = "") -> None:
-        usage = subprocess.run([LEVERED, "help", *command.split()], env=self.env, capture_output=True,
-                               text=True, check=False).stdout
-        head = usage.split("\n\n")
-        synopsis = " ".join(head[0].split()) if head else ""
-        summary = head[1].strip() if len(head) > 1 else ""
+        usage, summary = synopsis(command)
         self.documented.add(command)
-        self.parts.append(f"### `levered {command}`\n\n{summary}\n\n```\n{synopsis}\n```\n\n{note}".rstrip() + "\n")
+        self.parts.append(f"### `levered {command}`\n\n{summary}\n\n```\n{usage}\n```\n\n{note}".rstrip() + "\n")
 
     def heading(self, text: str) -> None:
         self.parts.append(f"## {text}\n")
@@ -71,7 +87,7 @@ def api(url: str, key: str, method: str, path: str, body: Any = None) -> Any:
         return json.loads(response.read() or b"null")
 
 
-def walkthrough(s: Session, data_dir: str) -> None:
+def walkthrough(s: Session, data_dir: str, port: int) -> None:
     s.heading("Configuration")
     s.section("config set")
     s.run("config", "set", "environment", "local")
@@ -81,7 +97,6 @@ def walkthrough(s: Session, data_dir: str) -> None:
     s.run("config", "list")
     s.heading("The local server (levered-server)")
     s.section("server start", "Starts in the background; `--demo` also seeds data and runs a traffic simulator.")
-    port = free_port()
     s.run("server", "start", "--port", str(port), "--data-dir", data_dir)
     s.section("server user create", "Creates a login user (or adds an existing one to `--org`); the password is asked "
                                     "for, or read from stdin with `--password-stdin`.")
@@ -135,7 +150,7 @@ def walkthrough(s: Session, data_dir: str) -> None:
     s.heading("Plugins")
     s.section("plugins list")
     s.run("plugins", "list", "-c", "group", "-c", "distribution", "-c", "status", "-c", "commands")
-    s.section("plugins install", "Runs pip in the CLI's own environment and reports the groups it added, e.g. "
+    s.section("plugins install", "Runs pip in the CLI's own environment and reports the groups and hooks it installed or upgraded, e.g. "
                                  "`levered plugins install ./examples/levered-hello` (not run here: it changes the "
                                  "environment).")
     s.section("plugins uninstall", "Only levered plugins; the core itself is refused:")
@@ -175,9 +190,11 @@ def optimizations(s: Session, url: str, key: str, metric_id: str) -> None:
     s.run("models", "train", opt["model_id"][:8])
     s.section("models state")
     s.run("models", "state", opt["model_id"][:8])
+    s.run("models", "state", opt["model_id"][:8], "--json")
     s.heading("Results")
-    s.section("optimizations results")
+    s.section("optimizations results", "The text for people, then `--json`: the API object it is made from.")
     s.run("optimizations", "results", short)
+    s.run("optimizations", "results", short, "--json")
     s.section("dashboard", "Interactive (Textual); `--once` prints one frame, for scripts:")
     s.run("dashboard", "--once")
     s.section("optimizations observations")
@@ -195,6 +212,10 @@ def optimizations(s: Session, url: str, key: str, metric_id: str) -> None:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=pathlib.Path, default=OUT, help="where to write (default docs/cli.md)")
+    parser.add_argument("--port", type=int, help="port of the temporary server (default: a free one)")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "LEVERED_HOME": f"{tmp}/home", "LEVERED_SITE_CONFIG": f"{tmp}/none.json",
                "COLUMNS": "100", "LEVERED_RATE_LIMIT_PER_MINUTE": "0", "LEVERED_SERVE_RATE_LIMIT_PER_MINUTE": "0",
@@ -203,17 +224,18 @@ def main() -> int:
                "LEVERED_API_KEYS_MANAGE_KEYS": "true"}
         for name in ("LEVERED_API_KEY", "LEVERED_API_URL", "LEVERED_ENV"):
             env.pop(name, None)
+        os.environ["LEVERED_HOME"] = env["LEVERED_HOME"]  # synopsis() builds the app in this process
         session = Session(env)
         try:
-            walkthrough(session, f"{tmp}/server")
+            walkthrough(session, f"{tmp}/server", args.port or free_port())
         finally:
             subprocess.run([LEVERED, "server", "stop", "--data-dir", f"{tmp}/server"], env=env, capture_output=True,
                            check=False)
     header = ("# Command reference\n\nGenerated by `scripts/gen_cli_docs.py` from a real server; do not edit by "
               "hand. Every command also takes `--json` (the API object on stdout), `--api-url URL` and `--debug`; "
               "listers take cliff's `-f` and `-c`.\n\n")
-    OUT.write_text(header + "\n".join(session.parts))
-    print(f"wrote {OUT.relative_to(ROOT)} ({len(session.documented)} commands)")
+    args.output.write_text(header + "\n".join(session.parts))
+    print(f"wrote {args.output} ({len(session.documented)} commands)")
     return 0
 
 

@@ -13,8 +13,8 @@ def mode(path) -> int:
 def test_defaults_before_any_file_exists(cli, home):
     run = cli("config", "list", "--json")
     assert run.exit_code == 0, run.stderr
-    assert run.json == {"environment": "prod", "api_url": None, "output": "table", "timeout": 30,
-                        "ca_bundle": None}
+    assert run.json == {"environment": "prod", "api_url": "https://api.levered.dev", "output": "table",
+                        "timeout": 30, "ca_bundle": None}
     assert not (home / "config.json").exists()
 
 
@@ -39,7 +39,7 @@ def test_config_file_is_private(cli, home):
 def test_empty_value_removes_the_key(cli, home):
     cli("config", "set", "api_url", "http://127.0.0.1:3100")
     run = cli("config", "set", "api_url", "", "--json")
-    assert run.json == {"api_url": None}
+    assert run.json == {"api_url": "https://api.levered.dev"}  # the environment's default is in force again
     assert "api_url" not in json.loads((home / "config.json").read_text())
 
 
@@ -110,3 +110,49 @@ def test_site_config_is_below_the_user_file(cli, tmp_path):
     assert rows["api_url"]["Value"] == "https://levered.internal" and rows["api_url"]["Source"] == "site"
     cli("config", "set", "timeout", "5")
     assert cli("config", "get", "timeout").stdout == "5\n"
+
+
+def test_api_url_shows_the_url_in_force_and_where_it_comes_from(cli):
+    assert cli("config", "get", "api_url").stdout == "https://api.levered.dev\n"
+    rows = {row["Key"]: row for row in cli("config", "list", "-f", "json").json}
+    assert (rows["api_url"]["Value"], rows["api_url"]["Source"]) == ("https://api.levered.dev", "default")
+    cli("config", "set", "environment", "local")
+    assert cli("config", "get", "api_url").stdout == "http://localhost:3100\n"
+    rows = {row["Key"]: row for row in cli("config", "list", "-f", "json",
+                                           env={"LEVERED_API_URL": "http://127.0.0.1:3301/"}).json}
+    assert (rows["api_url"]["Value"], rows["api_url"]["Source"]) == ("http://127.0.0.1:3301", "env LEVERED_API_URL")
+    cli("config", "set", "api_url", "https://levered.example.com")
+    rows = {row["Key"]: row for row in cli("config", "list", "-f", "json").json}
+    assert (rows["api_url"]["Value"], rows["api_url"]["Source"]) == ("https://levered.example.com", "user")
+
+
+def test_file_that_is_not_utf8_is_a_clean_error(cli, home, tmp_path):
+    home.mkdir()
+    (home / "config.json").write_bytes(b'{"output": "caf\xe9"}')
+    run = cli("config", "get", "output")
+    assert run.exit_code == 1
+    assert run.stderr == f"Error: {home / 'config.json'} is not UTF-8 text (byte 15): fix or delete the file\n"
+    (home / "config.json").unlink()
+    (tmp_path / "site-config.json").write_bytes(b"\xff\xfe{}")
+    run = cli("config", "list")
+    assert run.exit_code == 1 and str(tmp_path / "site-config.json") in run.stderr
+    assert "not UTF-8" in run.stderr and "Traceback" not in run.stderr and "unexpected" not in run.stderr
+
+
+def test_site_plugin_lists_must_be_lists(cli, tmp_path):
+    site = tmp_path / "site-config.json"
+    for key, value in (("allow", '"levered-config"'), ("deny", '"auth"'), ("override", '"x"')):
+        site.write_text(f'{{"plugins": {{"{key}": {value}}}}}')
+        for args in (("config", "list"), ("--help",)):
+            run = cli(*args)
+            assert run.exit_code == 1, (key, args)
+            assert run.stderr.startswith(f'Error: cannot list installed plugins: {site}: "plugins"."{key}" must')
+            assert "Traceback" not in run.stderr and len(run.stderr.splitlines()) == 1
+
+
+def test_unknown_column_of_a_lister_is_a_usage_error(cli):
+    for columns in (("-c", "Nope"), ("-c", "key", "-c", "nope")):
+        run = cli("config", "list", *columns)
+        assert run.exit_code == 2, columns
+        assert run.stderr.startswith("Error: unknown column '")
+        assert run.stderr.endswith("'; columns: Key, Value, Source\n") and "Traceback" not in run.stderr

@@ -65,9 +65,10 @@ def test_not_found_exits_4_with_the_server_message(probe, stub_api):
 
 def test_unauthorized_exits_3(probe, stub_api):
     stub_api.add("GET", "/api/v2/me", 401, envelope_error("unauthorized", "Not authenticated"))
-    run = probe("me")
+    run = probe("me")  # with an API key: the key is to blame, and a login is the other way in
     assert run.exit_code == 3
-    assert run.stderr.startswith("Error: Not authenticated: run `levered login`")
+    assert run.stderr.startswith("Error: Not authenticated: the API key in LEVERED_API_KEY was refused "
+                                 "(invalid or revoked); create a new key, or unset it and run `levered login`")
 
 
 def test_no_credential_exits_3_before_sending_anything(probe, stub_api):

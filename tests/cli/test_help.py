@@ -102,6 +102,26 @@ def test_unknown_command_of_a_group_names_the_group_commands(cli, install_plugin
     assert "has no commands installed yet" in run.stderr
 
 
+def test_help_for_an_unknown_command_is_the_same_usage_error(cli):
+    plain = cli("nosuch")
+    assert plain.exit_code == 2 and plain.stderr == "Error: 'nosuch' is not a levered command (see `levered --help`)\n"
+    for args in (("nosuch", "--help"), ("help", "nosuch")):
+        run = cli(*args)
+        assert (run.exit_code, run.stdout, run.stderr) == (2, "", plain.stderr), args
+    in_group = cli("optimizations", "nosuch")
+    assert in_group.exit_code == 2 and "its commands: archive, create" in in_group.stderr
+    for args in (("help", "optimizations", "nosuch"), ("optimizations", "nosuch", "--help")):
+        run = cli(*args)
+        assert (run.exit_code, run.stdout, run.stderr) == (2, "", in_group.stderr), args
+
+
+def test_global_options_alone_print_help_and_succeed(cli):
+    for args in (("-v",), ("-q",), ("--json",), ("-v", "-v")):
+        run = cli(*args)
+        assert run.exit_code == 0, args
+        assert "Commands:" in run.stdout
+
+
 def test_bad_flag_is_a_usage_error(cli):
     run = cli("config", "get", "--no-such-flag", "output")
     assert run.exit_code == 2

@@ -55,6 +55,23 @@ def test_resolve_id_by_unique_prefix_and_its_errors():
     assert inputs.resolve_id("not-an-id", "optimization", lambda: IDS) == "not-an-id"
 
 
+@pytest.mark.parametrize("value", ["869", "ab", "", " 1 "])
+def test_resolve_id_refuses_prefixes_shorter_than_4_characters_without_listing(value):
+    def boom():
+        raise AssertionError("listed")
+    with pytest.raises(UsageError) as short:
+        inputs.resolve_id(value, "optimization", boom)
+    assert short.value.exit_code == ExitCode.USAGE
+    assert str(short.value) == (f"optimization ID {value.strip()!r} is too short: give at least 4 characters of the ID "
+                                "(or the full UUID)")
+
+
+def test_result_set_shows_null_as_a_dash_like_other_tables_and_objects_as_json():
+    body = {"columns": [{"name": "a", "type": "VARCHAR"}, {"name": "b", "type": "INTEGER"}, {"name": "c", "type": "JSON"}],
+            "rows": [{"a": None, "b": 0, "c": {"plan": "pro"}}, {"a": "x", "b": None, "c": [1, "é"]}]}
+    assert inputs.result_set(body) == (("a", "b", "c"), [("-", 0, '{"plan": "pro"}'), ("x", "-", '[1, "é"]')])
+
+
 def test_bounded_int_is_an_argparse_type():
     parse = inputs.bounded_int(1, 100)
     assert parse("7") == 7

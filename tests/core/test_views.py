@@ -76,3 +76,26 @@ def test_untrained_results_say_so():
     text = views.results(untrained)
     assert "Measured     not available yet" in text and "Lift (now)   -" in text and "(none yet)" in text
     assert "Leader" not in text
+
+
+STATE = {"model_id": "4754cae0-9a5d-4691-91af-6d15ccc1f82e", "optimization_id": RESULTS["optimization_id"],
+         "model_type": "cmab", "status": "trained", "version": 12, "trained_at": "2026-11-21T12:00:00Z",
+         "observations": 4100, "error": None, "variants": variants(),
+         "last_run": {"outcome": "succeeded", "trigger": "schedule", "finished_at": "2026-11-21T12:00:00Z"}}
+
+
+def test_model_state_shows_the_version_and_its_training():
+    text = views.model_state(STATE)
+    assert re.search(r"^Version       12, trained (\S+ ago|\d{4}-\d\d-\d\d) on 4100 observations$", text, re.M), text
+    assert re.search(r"^Last run      succeeded \(schedule, ", text, re.M)
+
+
+def test_an_untrained_model_says_so_and_how_to_train_it():
+    untrained = {**STATE, "status": "untrained", "version": 0, "trained_at": None, "observations": 0,
+                 "last_run": None, "variants": [{**v, "exposures": 0, "expected_reward_mean": None,
+                                                 "expected_reward_lo": None, "expected_reward_hi": None}
+                                                for v in variants()]}
+    text = views.model_state(untrained)
+    assert "Version       none: not trained yet; train it with `levered models train 4754cae0`" in text
+    assert "trained -" not in text and "on 0 observations" not in text
+    assert "Last run      never" in text

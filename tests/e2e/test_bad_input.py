@@ -78,6 +78,19 @@ def test_unknown_prefix_exits_4(levered, live_optimization):
     refused(levered("optimizations", "show", "ffffffff"), 4, "no optimization has an ID starting with 'ffffffff'")
 
 
+@pytest.mark.parametrize("args,kind", [
+    (("optimizations", "show", "869"), "optimization"),
+    (("optimizations", "archive", "86", "-y"), "optimization"),
+    (("models", "state", "ab1"), "model"),
+    (("metrics", "preview", "7"), "metric"),
+])
+def test_ids_shorter_than_4_characters_are_refused_locally(levered, server, live_optimization, args, kind):
+    before = server.state()
+    refused(levered(*args), 2, f"{kind} ID {args[2]!r} is too short: give at least 4 characters of the ID "
+                               "(or the full UUID)")
+    assert server.state() == before
+
+
 def test_invalid_status_lists_the_valid_ones(levered, server, live_optimization):
     before = server.state()
     run = levered("optimizations", "update", live_optimization["id"], "--status", "paused")

@@ -47,6 +47,20 @@ def test_2_create_an_optimization_with_a_metric_prefix(levered, walk):
     walk["opt"], walk["model"] = body["id"], body["model_id"]
 
 
+def test_2b_create_and_archive_for_people(levered, walk):
+    run = ok(levered("optimizations", "create", "--name", "Pricing Page", "--design-factors", FACTORS,
+                     "--reward-metric-id", walk["metric"]))
+    first = run.stdout.splitlines()[0]
+    match = re.fullmatch(r"Pricing Page  \(([0-9a-f-]{36})\)", first)
+    assert match, run.stdout
+    walk["other"] = match[1]
+    assert f"Metric       Sign-ups ({walk['metric'][:8]})" in run.stdout and walk["metric"] not in run.stdout
+    assert "Status       live" in run.stdout and "Summary: not trained yet" in run.stdout
+    assert run.stdout.endswith(f"\n\nServe it: levered serve {walk['other'][:8]}\n")
+    archived = ok(levered("optimizations", "archive", walk["other"][:8], "-y"))
+    assert archived.stdout == f"Archived Pricing Page ({walk['other']})\n"
+
+
 def test_3_list_and_show_for_people_and_programs(levered, walk, server):
     table = ok(levered("optimizations", "list")).stdout
     assert re.search(rf"\| {walk['opt'][:8]} +\| Landing Page Hero +\| live", table), table
@@ -83,6 +97,9 @@ def test_5_traffic_and_rewards_then_train(levered, walk, server):
     assert status == 200 and body["accepted"] == len(events), body
     trained = ok(levered("models", "train", walk["model"][:8], "--json")).json
     assert trained["model_id"] == walk["model"] and trained["observations"] >= 40
+    again = ok(levered("models", "train", walk["model"][:8])).stdout
+    assert re.fullmatch(rf"Model {walk['model']}: trained, version {trained['version'] + 1}, \d+ observations; "
+                        r"expected reward [\d.]+ \[[\d.]+, [\d.]+\]\n", again), again
     state = ok(levered("models", "state", walk["model"])).stdout
     assert "P(BEST)" in state and "WEIGHT" in state
 
@@ -94,8 +111,14 @@ def test_6_results_and_observations(levered, walk):
     assert len(body["variants"]) == 5 and sum(v["exposures"] for v in body["variants"]) >= 40
     page = ok(levered("optimizations", "observations", walk["opt"], "--size", "5", "--json")).json
     assert page["size"] == 5 and len(page["observations"]) == 5 and page["total"] >= 40
-    table = ok(levered("optimizations", "observations", walk["opt"], "--size", "3")).stdout
-    assert table.count("\n| ") == 4  # header and three rows
+    assert ok(levered("optimizations", "observations", walk["opt"], "--size", "5", "--json")).stderr == ""
+    run = ok(levered("optimizations", "observations", walk["opt"], "--size", "3"))
+    assert run.stdout.count("\n| ") == 4  # header and three rows
+    assert "| Exposed " in run.stdout and re.search(r"^\| (just now|\d+m ago) +\| ", run.stdout.splitlines()[3])
+    pages = -(-page["total"] // 3)
+    assert run.stderr == f"page 1 of {pages} ({page['total']} observations); next: --page 2\n"
+    last = ok(levered("optimizations", "observations", walk["opt"], "--size", "3", "--page", str(pages)))
+    assert last.stderr == f"page {pages} of {pages} ({page['total']} observations)\n"
 
 
 def test_7_status_transitions(levered, walk):
@@ -114,4 +137,5 @@ def test_8_archive_asks_first_and_hides_the_optimization(levered, walk, server):
     assert archived["status"] == "archived"
     assert ok(levered("optimizations", "list", "--json")).json["optimizations"] == []
     listed = ok(levered("optimizations", "list", "--include-archived", "--json")).json["optimizations"]
-    assert [o["status"] for o in listed] == ["archived"]
+    assert sorted((o["id"], o["status"]) for o in listed) == sorted([(walk["opt"], "archived"),
+                                                                    (walk["other"], "archived")])

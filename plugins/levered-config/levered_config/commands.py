@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from levered_core import config
-from levered_core.plugin_api import Command, Lister, Result
+from levered_core.plugin_api import Command, Lister, Result, ShowOne
 
 
 class ListConfig(Lister):
@@ -18,7 +18,7 @@ class ListConfig(Lister):
         return Result(("Key", "Value", "Source"), rows, values)
 
 
-class GetConfig(Command):
+class GetConfig(ShowOne):
     """Print the effective value of one setting"""
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ import argparse
 from levered_core import humanize as h
 from levered_core import inputs, interaction, views
 from levered_core.errors import UsageError
-from levered_core.plugin_api import Command, Lister, Result
+from levered_core.plugin_api import Command, Lister, Result, ShowOne
 
 
 def _id_argument(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +32,7 @@ class ListModels(Lister):
         return Result(columns, rows, body)
 
 
-class ShowModelState(Command):
+class ShowModelState(ShowOne):
     """Show a model's posterior: expected reward, P(best), weight"""
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:

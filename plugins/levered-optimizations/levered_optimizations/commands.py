@@ -8,7 +8,7 @@ from typing import Any
 from levered_core import humanize as h
 from levered_core import inputs, interaction, views
 from levered_core.errors import LeveredError, UsageError
-from levered_core.plugin_api import Command, Lister, Result
+from levered_core.plugin_api import Command, Lister, Result, ShowOne
 
 STATUSES = ("live", "completed", "archived")
 
@@ -41,7 +41,7 @@ class ListOptimizations(Lister):
         return Result(columns, rows, body)
 
 
-class ShowOptimization(Command):
+class ShowOptimization(ShowOne):
     """Show an optimization: factors, model, metric and status"""
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
@@ -92,7 +92,8 @@ class CreateOptimization(Command):
             if value is not None:
                 body[key] = value
         created = self.client.optimizations.create(body)
-        text = views.optimization(created) + f"\n\nServe it: levered serve {h.short_id(created['id'])}"
+        text = (views.optimization(created, _metric_name(self.client, metric_id))
+                + f"\n\nServe it: levered serve {h.short_id(created['id'])}")
         return Result.text(text, created)
 
 
@@ -160,8 +161,13 @@ class ListObservations(Lister):
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         optimization_id = self.client.optimizations.resolve(parsed_args.id)
         body = self.client.optimizations.observations(optimization_id, parsed_args.page, parsed_args.size)
-        rows = [(o["exposed_at"], o["anonymous_id"], f"#{o['variant_number']}", "yes" if o["in_holdout"] else "no",
+        rows = [(h.ago(o["exposed_at"]), o["anonymous_id"], f"#{o['variant_number']}", "yes" if o["in_holdout"] else "no",
                  h.number(o.get("propensity"), 3), "pending" if o["reward"] is None else o["reward"],
                  h.variant_label(o.get("context") or {})) for o in body["observations"]]
-        columns = ("Exposed at", "Anonymous ID", "Variant", "Holdout", "Propensity", "Reward", "Context")
-        return Result(columns, rows, body)
+        pages = -(-body["total"] // body["size"])
+        footer = None
+        if body["total"]:
+            more = f"; next: --page {body['page'] + 1}" if body["page"] < pages else ""
+            footer = f"page {body['page']} of {pages} ({body['total']} observations){more}"
+        columns = ("Exposed", "Anonymous ID", "Variant", "Holdout", "Propensity", "Reward", "Context")
+        return Result(columns, rows, body, footer=footer)

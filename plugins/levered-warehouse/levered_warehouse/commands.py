@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from levered_core import inputs, interaction
 from levered_core.errors import UsageError
-from levered_core.plugin_api import Command, Lister, Result
+from levered_core.plugin_api import Lister, Result, ShowOne
 
 
-def _note_truncation(body: dict[str, object]) -> None:
+def _truncation(body: dict[str, object]) -> str | None:
+    """The footer of a result set cut at its row limit."""
     if body.get("truncated"):
-        sys.stderr.write(f"(showing the first {body.get('row_count')} rows; more exist: raise -n)\n")
+        return f"(showing the first {body.get('row_count')} rows; more exist: raise -n)"
+    return None
 
 
-class ShowStatus(Command):
+class ShowStatus(ShowOne):
     """Show the warehouse connection and whether it answers"""
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
@@ -71,8 +72,7 @@ class PreviewTable(Lister):
                 body = self.client.warehouse.query(inputs.text_flag("--sql", parsed_args.sql), parsed_args.limit)
             else:
                 body = self.client.warehouse.preview(parsed_args.table, parsed_args.limit)
-        _note_truncation(body)
-        return Result(*inputs.result_set(body), body)
+        return Result(*inputs.result_set(body), body, footer=_truncation(body))
 
 
 class RunQuery(Lister):
@@ -91,5 +91,4 @@ class RunQuery(Lister):
         sql = inputs.text_flag("SQL", parsed_args.query if parsed_args.query is not None else parsed_args.sql_flag)
         with interaction.progress("Running the query"):
             body = self.client.warehouse.query(sql, parsed_args.limit)
-        _note_truncation(body)
-        return Result(*inputs.result_set(body), body)
+        return Result(*inputs.result_set(body), body, footer=_truncation(body))
