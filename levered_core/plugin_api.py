@@ -26,6 +26,7 @@ group costs nothing.
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ __all__ = [
     "Result",
     "ShowOne",
     "hook_namespace",
+    "home",
 ]
 
 
@@ -85,6 +87,17 @@ def hook_namespace(command_name: str) -> str:
     :returns: e.g. ``"levered.commands.v1.optimizations_create"``.
     """
     return HOOKS_NAMESPACE_PREFIX + command_name.replace(" ", "_")
+
+
+def home() -> pathlib.Path:
+    """Return the CLI's state directory, where a plugin may keep its own files.
+
+    :returns: ``$LEVERED_HOME`` if set, else ``~/.levered`` (it may not exist yet: create what
+        you write into it).
+    """
+    from levered_core import config
+
+    return config.home()
 
 
 _LAZY = {

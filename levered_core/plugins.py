@@ -1,6 +1,6 @@
 """Finding command groups and commands through stevedore, and isolating broken plugins.
 
-Discovery loads every group and command entry point (``plugin_api``'s namespaces) once,
+Discovery loads every group, command and command-hook entry point (``plugin_api``'s namespaces) once,
 checks each plugin's API version, resolves name clashes and records where each plugin came
 from. The result is a plain-JSON manifest (see :mod:`levered_core.manifest`), cached so
 that ``--help`` and completion never import a plugin again until the installed set changes.
@@ -14,6 +14,7 @@ import importlib.metadata
 import inspect
 import json
 import os
+import re
 import traceback
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -31,20 +32,38 @@ from levered_core.plugin_api import (
 )
 
 CORE_DISTRIBUTION = "levered"
+#: The distributions shipped with levered (the core, ``plugins/levered-*`` and the server). They
+#: win every name clash against other distributions: a plugin cannot take over a built-in group
+#: or command by its name or by the order it was installed in (the site config's ``override``
+#: can). A list of names rather than a marker entry point, because any plugin could declare
+#: the marker, while a name can only be taken by replacing that distribution.
+BUILTIN_DISTRIBUTIONS = frozenset({
+    "levered", "levered-auth", "levered-config", "levered-dashboard", "levered-metrics", "levered-models",
+    "levered-optimizations", "levered-serve", "levered-warehouse", "levered-server",
+})
+
+
+def normalize(name: str) -> str:
+    """Return a distribution name in its PEP 503 form (``Levered_Hello`` -> ``levered-hello``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _provenance() -> tuple[dict[tuple[str, str, str], importlib.metadata.Distribution], list[dict[str, Any]]]:
     """Map (namespace, entry point name, value) to its distribution; list the command hooks."""
     owners: dict[tuple[str, str, str], importlib.metadata.Distribution] = {}
     hooks = []
+    seen: set[tuple[str, str, str]] = set()
     for dist in importlib.metadata.distributions():
         for ep in dist.entry_points:
             if ep.group in (GROUPS_NAMESPACE, COMMANDS_NAMESPACE):
                 owners.setdefault((ep.group, ep.name, ep.value), dist)
-            elif ep.group.startswith(HOOKS_NAMESPACE_PREFIX):
+            elif ep.group.startswith(HOOKS_NAMESPACE_PREFIX) and (ep.group, ep.name, ep.value) not in seen:
+                seen.add((ep.group, ep.name, ep.value))  # a distribution found twice on sys.path counts once
                 command = ep.group[len(HOOKS_NAMESPACE_PREFIX):].replace("_", " ")
+                location, editable = _origin(dist)
                 hooks.append({"command": command, "name": ep.name, "target": ep.value,
-                              "distribution": dist.metadata["Name"]})
+                              "distribution": dist.metadata["Name"], "version": dist.version,
+                              "location": location, "editable": editable, "status": "loaded", "error": None})
     return owners, sorted(hooks, key=lambda h: (h["command"], h["name"]))
 
 
@@ -67,7 +86,8 @@ class _Policy:
 
     Site config (``/etc/levered/config.json`` or ``LEVERED_SITE_CONFIG``), key ``plugins``:
     ``{"allow": [...], "deny": [...], "override": {"<command>": "<distribution>"}}``; entries
-    of ``allow`` and ``deny`` are group or distribution names. Users can narrow loading
+    of ``allow`` and ``deny`` are group or distribution names (command hooks go by their
+    distribution; names compare in PEP 503 form). Users can narrow loading
     further with ``LEVERED_LOAD_PLUGINS`` but cannot lift a site restriction.
     """
 
@@ -76,14 +96,15 @@ class _Policy:
 
         self.site_path = config.site_config_path()
         site = config.read_site_plugins()
-        self.allow = set(site.get("allow") or []) or None
-        self.deny = set(site.get("deny") or [])
-        self.override: dict[str, str] = dict(site.get("override") or {})
+        self.allow = {normalize(str(n)) for n in site.get("allow") or []} or None
+        self.deny = {normalize(str(n)) for n in site.get("deny") or []}
+        self.override: dict[str, str] = {k: normalize(str(v)) for k, v in dict(site.get("override") or {}).items()}
         wanted = os.environ.get("LEVERED_LOAD_PLUGINS")
-        self.user_allow = {item.strip() for item in wanted.split(",") if item.strip()} if wanted else None
+        self.user_allow = {normalize(i.strip()) for i in wanted.split(",") if i.strip()} if wanted else None
 
     def refusal(self, names: set[str]) -> str | None:
-        """Why a plugin known by ``names`` may not load, or None if it may."""
+        """Why a plugin known by ``names`` (group and distribution) may not load, or None if it may."""
+        names = {normalize(name) for name in names if name}
         if CORE_DISTRIBUTION in names:
             return None
         if names & self.deny:
@@ -155,11 +176,25 @@ class _Discovery:
             else:
                 self._check_group(record, loaded[ep.value].plugin)
 
-    def _group_order(self, ep: importlib.metadata.EntryPoint) -> tuple[int, str, str]:
+    def _rank(self, name: str, dist: str | None) -> int:
+        """Who owns the group or command ``name``: the site's override, then built-ins, then others."""
+        dist = normalize(dist or "")
+        if self.policy.override.get(name) == dist:
+            return 0
+        return 1 if dist in BUILTIN_DISTRIBUTIONS else 2
+
+    def _group_order(self, ep: importlib.metadata.EntryPoint) -> tuple[int, str, int, str]:
         dist = self._dist(GROUPS_NAMESPACE, ep)
         name = dist.metadata["Name"] if dist else ""
-        # The core first, then alphabetical: a deterministic owner for every clash.
-        return (0 if name == CORE_DISTRIBUTION else 1, ep.name, name)
+        # The core's group first, then by group; within one group the owner first (never by install
+        # order or distribution name: `aaa-evil` must not take over `optimizations`).
+        return (0 if name == CORE_DISTRIBUTION else 1, ep.name, self._rank(ep.name, name), normalize(name))
+
+    def _builtin_commands(self) -> dict[str, str]:
+        """The one-word commands of the built-in distributions (``whoami``), by distribution."""
+        return {name: dist.metadata["Name"] for (namespace, name, _), dist in self.owners.items()
+                if namespace == COMMANDS_NAMESPACE and " " not in name.strip()
+                and normalize(dist.metadata["Name"]) in BUILTIN_DISTRIBUTIONS}
 
     def _check_group(self, record: dict[str, Any], group: Any) -> None:
         if not isinstance(group, CommandGroup):
@@ -176,6 +211,10 @@ class _Discovery:
             owner = self.groups[record["group"]]
             self._fail(record, "clash", f"declares group '{group.name}', already provided by "
                        f"{owner['distribution']}; its commands join that group")
+        elif (builtin := self._builtin_commands().get(group.name)) and \
+                self._rank(group.name, record["distribution"]) > self._rank(group.name, builtin):
+            self._fail(record, "clash", f"declares group '{group.name}', the name of the built-in command "
+                       f"'{group.name}' of {builtin}; its other commands still load")
         else:
             self.groups[record["group"]] = record
 
@@ -186,7 +225,13 @@ class _Discovery:
         )
         loaded = {ext.entry_point.value: ext.plugin for ext in manager}
         by_dist = {p["distribution"]: p for p in self.plugins}
-        for ep in sorted(manager.list_entry_points(), key=lambda e: e.name):
+
+        def order(ep: importlib.metadata.EntryPoint) -> tuple[str, int, str]:
+            dist = self._dist(COMMANDS_NAMESPACE, ep)
+            name = dist.metadata["Name"] if dist else ""
+            return ep.name, self._rank(" ".join(ep.name.replace("_", " ").split()), name), normalize(name)
+
+        for ep in sorted(manager.list_entry_points(), key=order):
             dist = self._dist(COMMANDS_NAMESPACE, ep)
             plugin = by_dist.get(dist.metadata["Name"] if dist else None)
             name = " ".join(ep.name.replace("_", " ").split())
@@ -206,9 +251,8 @@ class _Discovery:
             return
         existing = self.commands.get(name)
         if existing is not None:
-            owner_dist = self.policy.override.get(name) or self.groups.get(name.split()[0], {}).get("distribution")
-            keep, drop = (existing, plugin) if existing["distribution"] == owner_dist or \
-                plugin["distribution"] != owner_dist else (plugin, existing)
+            keep, drop = (plugin, existing) if self._command_rank(name, plugin) < \
+                self._command_rank(name, existing) else (existing, plugin)
             self.problems.append({"message": f"command '{name}' of {drop['distribution']} clashes with "
                                   f"{keep['distribution']}; kept the one from {keep['distribution']}",
                                   "traceback": None})
@@ -222,6 +266,34 @@ class _Discovery:
             "distribution": plugin["distribution"],
             "group": plugin["group"],
         }
+
+    def _command_rank(self, name: str, provider: dict[str, Any]) -> tuple[int, int]:
+        """Lower wins a command clash: the site's override, the distribution owning the command's
+        group, the built-in distributions, then the first found (ties keep the command found first)."""
+        dist = normalize(provider["distribution"] or "")
+        if self.policy.override.get(name) == dist:
+            return (0, 0)
+        group_owner = self.groups.get(name.split()[0], {}).get("distribution")
+        if group_owner and normalize(group_owner) == dist:
+            return (1, 0)
+        return (2, self._rank(name, dist))
+
+    def load_hooks(self) -> None:
+        """Apply the plugin policy to command hooks (by distribution) and check that each imports."""
+        for hook in self.hooks:
+            refusal = self.policy.refusal({hook["distribution"] or ""})
+            if refusal:
+                hook["status"], hook["error"] = "disabled", refusal
+                continue
+            try:
+                importlib.metadata.EntryPoint(hook["name"], hook["target"], "").load()
+            except Exception as exc:
+                message, trace = _failure(exc)
+                hook["status"], hook["error"] = "failed", f"failed to load: {message}"
+                self.problems.append({
+                    "message": f"hook '{hook['name']}' ({hook['target']}) for '{hook['command']}' failed to load: "
+                               f"{message}; the command runs without it ({hook['distribution']} {hook['version']})",
+                    "traceback": trace})
 
     def result(self) -> dict[str, Any]:
         for command in self.commands.values():
@@ -240,7 +312,7 @@ class _Discovery:
 
 
 def discover() -> dict[str, Any]:
-    """Load every installed command group and command; return the manifest data."""
+    """Load every installed command group, command and hook; return the manifest data."""
     # Within one process the installed set can change (``plugins install``): drop stale caches.
     importlib.invalidate_caches()
     stevedore.ExtensionManager.ENTRY_POINT_CACHE.clear()
@@ -250,4 +322,5 @@ def discover() -> dict[str, Any]:
     discovery = _Discovery()
     discovery.load_groups()
     discovery.load_commands()
+    discovery.load_hooks()
     return discovery.result()

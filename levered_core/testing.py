@@ -44,6 +44,10 @@ class CliRun:
                                  f"stdout:\n{self.stdout}\nstderr:\n{self.stderr}") from None
 
 
+#: A site config path that does not exist: what :func:`run_cli` uses unless told otherwise.
+NO_SITE_CONFIG = os.path.join(os.sep, "nonexistent", "levered-testing", "site-config.json")
+
+
 def levered_executable() -> str:
     """Return the ``levered`` script of the running interpreter's environment."""
     beside = pathlib.Path(sys.executable).with_name("levered")
@@ -66,7 +70,9 @@ def run_cli(
 
     :param args: the command line after ``levered``.
     :param home: the ``LEVERED_HOME`` to use (keep tests away from the real one).
-    :param env: extra environment variables (they override the inherited ones).
+    :param env: extra environment variables (they override the inherited ones). The host's site
+        config (``LEVERED_SITE_CONFIG``, ``/etc/levered/config.json``) is not used unless ``env``
+        names one in ``LEVERED_SITE_CONFIG``.
     :param input: text for stdin; without it stdin is empty (not a terminal).
     :returns: exit code, stdout and stderr.
     """
@@ -74,6 +80,7 @@ def run_cli(
     full_env.pop("LEVERED_API_KEY", None)
     full_env.pop("LEVERED_API_URL", None)
     full_env.pop("LEVERED_ENV", None)
+    full_env["LEVERED_SITE_CONFIG"] = NO_SITE_CONFIG  # the host's policy and defaults stay out of tests
     if home is not None:
         full_env["LEVERED_HOME"] = str(home)
     full_env.update(env or {})
@@ -82,7 +89,6 @@ def run_cli(
         env=full_env, timeout=timeout, check=False,
     )
     return CliRun(tuple(args), completed.returncode, completed.stdout, completed.stderr)
-
 
 
 class StubAPI:

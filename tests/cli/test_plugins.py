@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+import json
+import pathlib
 import shutil
 
+from levered_core import plugin_api
+from levered_core.testing import run_cli
 from tests.conftest import groups_of
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 HELLO_GROUP = """
     from levered_core.plugin_api import CommandGroup
@@ -156,3 +163,97 @@ def test_the_manifest_is_cached_and_rebuilt_when_plugins_change(cli, home, insta
     install_hello(install_plugin)
     assert "hello" in cli("--help").stdout
     assert manifests[0].stat().st_mtime_ns != first
+
+
+EVIL_COMMAND = """
+    from levered_core.plugin_api import Command, CommandGroup, Result
+    GROUP = CommandGroup({group!r}, "Evil", api_version=1)
+
+    class Steal(Command):
+        '''Steal a built-in name'''
+        def take_action(self, parsed_args):
+            return Result.text("stolen", {{}})
+"""
+
+
+def install_evil(install_plugin, group: str, commands: str, name: str = "aaa-evil"):
+    """A third-party distribution named to sort before every built-in one."""
+    return install_plugin(name, f"""
+        [levered.groups.v1]
+        {group} = aaa_evil:GROUP
+        [levered.commands.v1]
+        {commands}
+        """, {"aaa_evil/__init__.py": EVIL_COMMAND.format(group=group)})
+
+
+def test_a_plugin_cannot_take_over_a_builtin_group_by_its_name(cli, install_plugin):
+    install_evil(install_plugin, "optimizations", "optimizations list = aaa_evil:Steal")
+    run = cli("optimizations", "list", "--help")
+    assert run.exit_code == 0 and "Steal a built-in name" not in run.stdout
+    assert ("plugin 'optimizations' (aaa-evil 0.1.0) declares group 'optimizations', already provided by "
+            "levered-optimizations; its commands join that group") in run.stderr
+    assert ("command 'optimizations list' of aaa-evil clashes with levered-optimizations; kept the one from "
+            "levered-optimizations") in run.stderr
+    listed = cli("plugins", "list", "--json").json["plugins"]
+    owners = {(p["group"], p["distribution"]): p["status"] for p in listed}
+    assert owners[("optimizations", "levered-optimizations")] == "loaded"
+    assert owners[("optimizations", "aaa-evil")] == "clash"
+    assert "Evil" not in cli("--help").stdout
+
+
+def test_a_plugin_cannot_replace_a_builtin_top_level_command(cli, install_plugin, stub_api):
+    install_evil(install_plugin, "evil", "whoami = aaa_evil:Steal")
+    stub_api.add("GET", "/api/v2/me", 200, {"user": {"email": "ada@acme.test"},
+                                            "organization": {"id": "org_1", "name": "Acme"}})
+    run = cli("whoami", "--json", env={"LEVERED_API_URL": stub_api.url, "LEVERED_API_KEY": "lvk_test"})
+    assert run.exit_code == 0, run.stderr
+    assert run.json["user"]["email"] == "ada@acme.test"
+    assert "command 'whoami' of aaa-evil clashes with levered-auth; kept the one from levered-auth" in run.stderr
+
+
+def test_a_plugin_group_named_like_a_builtin_command_is_a_clash(cli, install_plugin):
+    install_evil(install_plugin, "whoami", "whoami = aaa_evil:Steal")
+    run = cli("plugins", "list", "--json")
+    evil = [p for p in run.json["plugins"] if p["distribution"] == "aaa-evil"][0]
+    assert evil["status"] == "clash"
+    assert "the name of the built-in command 'whoami' of levered-auth" in evil["error"]
+    assert "Evil" not in cli("--help").stdout
+
+
+def test_the_site_config_can_give_a_builtin_group_to_a_plugin(cli, install_plugin, tmp_path):
+    install_evil(install_plugin, "config", "config get = aaa_evil:Steal")
+    assert cli("config", "get", "output").stdout == "table\n"
+    (tmp_path / "site-config.json").write_text(json.dumps({"plugins": {"override": {"config": "aaa_evil"}}}))
+    run = cli("config", "get")
+    assert run.stdout == "stolen\n"
+    assert "command 'config get' of levered-config clashes with aaa-evil; kept the one from aaa-evil" in run.stderr
+    owners = {(p["group"], p["distribution"]): p["status"] for p in cli("plugins", "list", "--json").json["plugins"]}
+    assert owners[("config", "aaa-evil")] == "loaded" and owners[("config", "levered-config")] == "clash"
+
+
+def test_run_cli_ignores_the_hosts_site_config(tmp_path, monkeypatch):
+    deny = tmp_path / "deny.json"
+    deny.write_text(json.dumps({"plugins": {"deny": ["levered-warehouse"]}}))
+    monkeypatch.setenv("LEVERED_SITE_CONFIG", str(deny))
+    home = tmp_path / "home"
+    inherited = groups_of(run_cli("plugins", "list", "--json", home=home))
+    assert inherited["warehouse"]["status"] == "loaded"
+    passed = groups_of(run_cli("plugins", "list", "--json", home=home, env={"LEVERED_SITE_CONFIG": str(deny)}))
+    assert passed["warehouse"]["status"] == "disabled"
+
+
+def test_plugin_api_home_is_the_levered_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEVERED_HOME", str(tmp_path / "h"))
+    assert plugin_api.home() == tmp_path / "h"
+    monkeypatch.delenv("LEVERED_HOME")
+    assert plugin_api.home() == pathlib.Path.home() / ".levered"
+
+
+def test_the_examples_use_only_the_public_plugin_api():
+    public = {"levered_core.plugin_api", "levered_core.testing", "levered_core.errors"}
+    for path in (ROOT / "examples").rglob("*.py"):
+        imported = {node.module for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("levered_core")}
+        imported |= {alias.name for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Import)
+                     for alias in node.names if alias.name.startswith("levered_core")}
+        assert imported <= public, f"{path} imports private {imported - public}"

@@ -10,9 +10,8 @@ import argparse
 import json
 from typing import Any
 
-from levered_core import config
 from levered_core.errors import UsageError
-from levered_core.plugin_api import CommandHook
+from levered_core.plugin_api import CommandHook, home
 
 
 class CostCenterHook(CommandHook):
@@ -33,6 +32,7 @@ class CostCenterHook(CommandHook):
     def after(self, parsed_args: argparse.Namespace, return_code: Any) -> Any:
         created = getattr(self.cmd, "last_document", None)
         if created:
-            with (config.home() / "cost-centers.jsonl").open("a", encoding="utf-8") as log:
+            home().mkdir(parents=True, exist_ok=True)
+            with (home() / "cost-centers.jsonl").open("a", encoding="utf-8") as log:
                 log.write(json.dumps({"optimization_id": created["id"], "cost_center": parsed_args.cost_center}) + "\n")
         return return_code
