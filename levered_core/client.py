@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 import requests
 
-from levered_core import __version__, resources
-from levered_core.errors import APIError, ConnectionFailed, NotAuthenticated, NotFound, Unauthorized
+from levered_core import __version__, credentials, resources
+from levered_core.errors import APIError, ApiKeyRefused, ConnectionFailed, NotAuthenticated, NotFound, Unauthorized
 
 LOG = logging.getLogger("levered.http")
 
@@ -133,13 +133,17 @@ class LeveredClient:
 
         :param authenticated: send the credential; without one, fail before sending.
         :raises NotAuthenticated: no credential for an authenticated request, or a 401.
+        :raises ApiKeyRefused: a 401 to the key in ``LEVERED_API_KEY``.
         :raises NotFound: the server answered 404.
         :raises APIError: any other error status.
         :raises ConnectionFailed: the server could not be reached.
         """
         try:
             return self._send(method, path, params, json_body, authenticated)
-        except Unauthorized:
+        except Unauthorized as exc:
+            if authenticated and self.token and self.token == credentials.api_key():
+                raise ApiKeyRefused(exc.status, exc.code, exc.message, request_id=exc.request_id,
+                                    details=exc.details, body=exc.body) from None
             if not (authenticated and self._refresher):
                 raise
             self.token = self._refresher(self.token)  # once per request; a long session may refresh again

@@ -136,6 +136,14 @@ class Unauthorized(APIError):
         return f"Not authenticated: run `levered login` ({super().__str__()})"
 
 
+class ApiKeyRefused(Unauthorized):
+    """The server answered 401 to the key in ``LEVERED_API_KEY`` (a login would not help)."""
+
+    def __str__(self) -> str:
+        return ("Not authenticated: the API key in LEVERED_API_KEY was refused (invalid or revoked); "
+                f"create a new key, or unset it and run `levered login` ({APIError.__str__(self)})")
+
+
 def exit_code_for(error: BaseException) -> int:
     """Return the process exit code for an exception raised while running a command."""
     if isinstance(error, LeveredError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import html
 import http.server
 import json
 import os
@@ -96,10 +97,25 @@ def _session_from(token: dict[str, Any], api_url: str) -> credentials.Session:
                                expires_at=expires.strftime("%Y-%m-%dT%H:%M:%SZ"), api_url=api_url)
 
 
+def _callback_problem(params: dict[str, str], state: str, issuer: str) -> str | None:
+    """Why a loopback callback is no login (in words), or None when it carries a code."""
+    if params.get("state") != state:
+        return "the login answer carried the wrong state (a forged or stale redirect); nothing was stored"
+    if params.get("iss") and params["iss"].rstrip("/") != issuer.rstrip("/"):
+        return f"the login answer came from issuer {params['iss']!r}, not {issuer!r}"
+    if "error" in params:
+        return f"login refused: {params.get('error_description') or params['error']}"
+    if not params.get("code"):
+        return "the login answer carried no authorization code; run `levered login` again"
+    return None
+
+
 class _Callback:
     """What the loopback listener received: the full callback URL, once."""
 
-    def __init__(self) -> None:
+    def __init__(self, state: str, issuer: str) -> None:
+        self.state = state
+        self.issuer = issuer
         self.url: str | None = None
         self.done = threading.Event()
 
@@ -113,11 +129,13 @@ class _Callback:
                     self.send_error(404)
                     return
                 callback.url = f"http://{self.headers.get('Host')}{self.path}"
-                ok = "error=" not in query
-                self.send_response(200 if ok else 400)
+                problem = _callback_problem(dict(urllib.parse.parse_qsl(query)), callback.state,
+                                            callback.issuer)
+                self.send_response(400 if problem else 200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.end_headers()
-                self.wfile.write(CALLBACK_PAGE % (b"Logged in to Levered" if ok else b"Login failed"))
+                title = f"Login failed: {problem}" if problem else "Logged in to Levered"
+                self.wfile.write(CALLBACK_PAGE % html.escape(title).encode("utf-8"))
                 callback.done.set()
 
             def log_message(self, *args: Any) -> None:
@@ -133,12 +151,12 @@ def browser_login(session: Any, api_url: str, metadata: dict[str, Any], *, open_
     :param open_browser: open the URL with :mod:`webbrowser` (it is printed either way).
     :raises LoginError: timeout, wrong ``state`` or ``iss``, denied consent, or a failed exchange.
     """
-    callback = _Callback()
+    state = secrets.token_urlsafe(16)
+    callback = _Callback(state, str(metadata["issuer"]))
     server = http.server.HTTPServer(("127.0.0.1", 0), callback.handler())
     redirect_uri = f"http://127.0.0.1:{server.server_address[1]}/callback"
     client = WebApplicationClient(CLIENT_ID)
     verifier = client.create_code_verifier(43)
-    state = secrets.token_urlsafe(16)
     with _insecure_transport_allowed(api_url):
         url = client.prepare_request_uri(metadata["authorization_endpoint"], redirect_uri=redirect_uri, scope=[SCOPE],
                                          state=state, code_challenge=client.create_code_challenge(verifier, "S256"),
@@ -163,12 +181,9 @@ def browser_login(session: Any, api_url: str, metadata: dict[str, Any], *, open_
 def _finish_code_flow(session: Any, api_url: str, metadata: dict[str, Any], client: WebApplicationClient,
                       callback_url: str, state: str, redirect_uri: str) -> credentials.Session:
     params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(callback_url).query))
-    if params.get("state") != state:
-        raise LoginError("the login answer carried the wrong state (a forged or stale redirect); nothing was stored")
-    if params.get("iss") and params["iss"].rstrip("/") != str(metadata["issuer"]).rstrip("/"):
-        raise LoginError(f"the login answer came from issuer {params['iss']!r}, not {metadata['issuer']!r}")
-    if "error" in params:
-        raise LoginError(f"login refused: {params.get('error_description') or params['error']}")
+    problem = _callback_problem(params, state, str(metadata["issuer"]))
+    if problem:
+        raise LoginError(problem)
     try:
         client.parse_request_uri_response(callback_url, state=state)
         body = client.prepare_request_body(code=params["code"], redirect_uri=redirect_uri,

@@ -100,3 +100,18 @@ def test_query_parameters_and_path_segments_are_encoded(stub_api):
     c = client(stub_api.url, [])
     c.get(c.url("/api/v2/warehouse/tables", "my table") + "/columns", {"include_archived": True, "x": None})
     assert stub_api.requests[0]["query"] == "include_archived=true"
+
+
+def test_a_401_to_the_levered_api_key_blames_the_key_not_the_login(stub_api, monkeypatch):
+    from levered_core.errors import ApiKeyRefused
+
+    stub_api.add("GET", "/api/v2/me", 401, envelope_error("unauthorized", "Invalid, expired or revoked credential."))
+    monkeypatch.setenv("LEVERED_API_KEY", "lvk_revoked")
+    with pytest.raises(ApiKeyRefused) as caught:
+        client(stub_api.url, [], token="lvk_revoked").get("/api/v2/me")
+    assert caught.value.exit_code == ExitCode.NOT_AUTHENTICATED and caught.value.status == 401
+    assert str(caught.value).startswith("Not authenticated: the API key in LEVERED_API_KEY was refused "
+                                        "(invalid or revoked); create a new key, or unset it and run `levered login` (")
+    with pytest.raises(Unauthorized) as other:  # a session token: the login is what to fix
+        client(stub_api.url, [], token="lva_session").get("/api/v2/me")
+    assert not isinstance(other.value, ApiKeyRefused) and "run `levered login`" in str(other.value)

@@ -19,6 +19,14 @@ from levered_core.testing import run_cli
 from tests.e2e.login_server import AUTHORIZE_URL, Login, LoginServer, approve_without_a_browser, start_server
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _cheap_password_hashes():
+    """The users are hashed here, in the test process: N=2**10, not the server's 2**17."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LEVERED_PASSWORD_HASH_COST", "10")
+        yield
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoginServer]:
     yield from start_server(tmp_path_factory.mktemp("login-cli-server"))
@@ -144,16 +152,25 @@ def test_a_forged_state_is_refused_and_nothing_is_stored(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("auth.*"))
 
 
-def test_a_forged_callback_to_the_cli_fails_the_login(server, tmp_path):
+@pytest.mark.parametrize(("answer", "page_says", "cli_says"), [
+    ({"code": "stolen", "state": "forged"}, "Login failed: the login answer carried the wrong state", "wrong state"),
+    ({"code": "stolen"}, "Login failed: the login answer carried the wrong state", "wrong state"),
+    ({"state": "<the right one>"}, "Login failed: the login answer carried no authorization code",
+     "no authorization code"),
+])
+def test_a_forged_callback_to_the_cli_fails_the_login(server, tmp_path, answer, page_says, cli_says):
     import requests
 
     home = tmp_path / "home"
     login = Login(home, "--no-browser", "--api-url", server.url)
     url = login.wait_for(AUTHORIZE_URL).group(1)
-    redirect = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["redirect_uri"]
-    requests.get(f"{redirect}?code=stolen&state=forged&iss={server.url}", timeout=10)
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+    answer = {k: query["state"] if v == "<the right one>" else v for k, v in answer.items()}
+    page = requests.get(query["redirect_uri"], params={**answer, "iss": server.url}, timeout=10)
+    assert page.status_code == 400
+    assert page_says in page.text and "Logged in" not in page.text
     code, out, err = login.finish()
-    assert code != 0 and "wrong state" in err
+    assert code != 0 and cli_says in err
     assert not list(home.glob("auth.*.json"))
 
 
@@ -166,3 +183,78 @@ def test_denying_in_the_browser_fails_the_login_and_stores_nothing(server, tmp_p
     code, out, err = login.finish()
     assert code != 0 and "access_denied" in err
     assert not list(home.glob("auth.*.json"))
+
+
+def test_a_refused_api_key_says_so_not_run_levered_login(server, tmp_path):
+    home = tmp_path / "home"
+    logged_in(server, home)
+    created = cli(server, home, "auth", "api-keys", "create", "--name", "ci", "--json")
+    assert created.exit_code == 0, created.stderr
+    assert cli(server, home, "auth", "api-keys", "revoke", created.json["id"], "--yes").exit_code == 0
+    for key in (created.json["secret"], "lvk_" + "x" * 43):  # revoked, unknown
+        run = run_cli("whoami", home=home, env={"LEVERED_API_URL": server.url, "LEVERED_API_KEY": key})
+        assert run.exit_code == 3
+        assert "Not authenticated: the API key in LEVERED_API_KEY was refused (invalid or revoked); " \
+               "create a new key, or unset it and run `levered login`" in run.stderr
+        assert key not in run.stderr
+    assert cli(server, home, "whoami").exit_code == 0  # the login still works once the key is unset
+
+
+def _stop(login: Login) -> str:
+    login.process.terminate()
+    return login.finish()[2]
+
+
+@pytest.mark.parametrize(("env", "reason"), [
+    ({"SSH_CONNECTION": "203.0.113.1 50000 203.0.113.2 22"}, "this is an SSH session without a display"),
+    ({"PATH": "/nonexistent"}, "no web browser was found and there is no display"),
+])
+def test_login_says_why_it_chose_the_device_flow(server, tmp_path, monkeypatch, env, reason):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER", "SSH_CONNECTION"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    login = Login(tmp_path / "home", "--api-url", server.url)
+    login.wait_for(r"enter the code")
+    err = _stop(login)
+    assert f"Using the device flow: {reason} (--no-browser prints a URL" in err
+    assert err.index("Using the device flow") < err.index("enter the code")
+
+
+def test_login_with_device_asked_for_gives_no_reason(server, tmp_path):
+    login = Login(tmp_path / "home", "--device", "--api-url", server.url)
+    login.wait_for(r"enter the code")
+    assert "Using the device flow" not in _stop(login)
+
+
+def test_login_warns_that_levered_api_key_takes_precedence(server, tmp_path, monkeypatch):
+    from tests.e2e import login_server
+
+    plain = login_server.cli_env
+    monkeypatch.setattr(login_server, "cli_env", lambda home: {**plain(home), "LEVERED_API_KEY": "lvk_" + "k" * 43})
+    home = tmp_path / "home"
+    login = Login(home, "--no-browser", "--api-url", server.url)
+    approve_without_a_browser(login.wait_for(AUTHORIZE_URL).group(1), "bob@acme.test")
+    code, out, err = login.finish()
+    assert code == 0 and out.startswith("Logged in as bob@acme.test"), err
+    assert "warning: LEVERED_API_KEY is set and takes precedence over this login; " \
+           "unset it for commands to use the login." in err
+    assert "lvk_" not in err
+    assert list(home.glob("auth.*.json"))
+
+
+def test_logging_in_again_revokes_the_previous_session(server, tmp_path):
+    home = tmp_path / "home"
+    auth = logged_in(server, home)
+    old = json.loads(auth.read_text())
+    logged_in(server, home)
+    new = json.loads(auth.read_text())
+    assert new["session_token"] != old["session_token"]
+    assert api_me(server, old["session_token"]) == 401  # the whole old family is revoked
+    assert api_me(server, new["session_token"]) == 200
+    import requests
+
+    replay = requests.post(f"{server.url}/oauth/token", timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": old["refresh_token"], "client_id": "levered-cli"})
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    assert cli(server, home, "whoami").exit_code == 0

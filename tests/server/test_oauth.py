@@ -33,6 +33,14 @@ def _forget_failures(server):
         s.execute(delete(LoginFailure))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _cheap_password_hashes():
+    """Every test creates a user: hash at N=2**10, not the server's 2**17 (about 1 s each)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LEVERED_PASSWORD_HASH_COST", "10")
+        yield
+
+
 @pytest.fixture
 def client(server):
     _forget_failures(server)  # every test of this module signs in from the same address
@@ -146,6 +154,101 @@ def test_a_code_needs_its_pkce_verifier(client, org, server, verifier):
     assert resp.status_code == 400
     assert resp.json()["error"] in ("invalid_grant", "invalid_request")
     assert "access_token" not in resp.text
+
+
+TOKEN_TABLES = ("access_tokens", "oauth_issued_access_tokens", "oauth_refresh_tokens",
+                "oauth_token_families")
+
+
+def _token_rows(server):
+    from sqlalchemy import text
+
+    with server.runtime.store.engine.connect() as conn:
+        return {t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one() for t in TOKEN_TABLES}
+
+
+@pytest.mark.parametrize("kind", ["wrong verifier", "wrong redirect_uri", "reused code",
+                                  "wrong client", "refresh replay"])
+def test_each_refusal_leaves_no_token_behind(client, org, server, kind):
+    email = new_user(server, org)
+    code, _ = get_code(client, email)
+    if kind == "reused code":
+        assert exchange(client, code).status_code == 200
+    if kind == "refresh replay":
+        first = exchange(client, code).json()
+        assert refresh(client, first["refresh_token"]).status_code == 200
+    before = _token_rows(server)
+    resp = {
+        "wrong verifier": lambda: exchange(client, code, verifier=VERIFIER[:-1] + "Y"),
+        "wrong redirect_uri": lambda: exchange(client, code, redirect_uri="http://127.0.0.1:1/callback"),
+        "reused code": lambda: exchange(client, code),
+        "wrong client": lambda: client.post("/oauth/token", data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "client_id": "someone-else", "code_verifier": VERIFIER}),
+        "refresh replay": lambda: refresh(client, first["refresh_token"]),
+    }[kind]()
+    assert resp.status_code in (400, 401) and "access_token" not in resp.text
+    assert _token_rows(server) == before
+    if kind in ("wrong verifier", "wrong redirect_uri", "wrong client"):
+        # a refused exchange does not burn the code: the real client can still finish
+        assert exchange(client, code).status_code == 200
+        assert _token_rows(server) == {t: n + 1 for t, n in before.items()}
+
+
+def test_an_exchange_that_loses_the_race_for_its_code_is_refused(client, org, server, monkeypatch):
+    from sqlalchemy import update
+
+    from levered_server.auth.validator import Validator
+    from levered_server.clock import utcnow
+    from levered_server.store.models import AuthorizationCode
+
+    original = Validator.validate_code
+
+    def validated_then_claimed_elsewhere(self, *args, **kwargs):
+        ok = original(self, *args, **kwargs)
+        with server.runtime.store.system_session() as s:  # a concurrent exchange wins meanwhile
+            s.execute(update(AuthorizationCode).values(used_at=utcnow()))
+        return ok
+
+    code, _ = get_code(client, new_user(server, org))
+    monkeypatch.setattr(Validator, "validate_code", validated_then_claimed_elsewhere)
+    before = _token_rows(server)
+    resp = exchange(client, code)
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
+    assert resp.headers["cache-control"] == "no-store"
+    assert _token_rows(server) == before
+
+
+def test_passwords_are_hashed_with_scrypt_n_2_17_and_old_hashes_still_verify(monkeypatch):
+    import hashlib
+    import time
+
+    from levered_server.services import identity
+
+    monkeypatch.delenv("LEVERED_PASSWORD_HASH_COST")
+    started = time.perf_counter()
+    stored = identity.hash_password("correct horse battery")
+    print(f"scrypt N=2**17 hash: {time.perf_counter() - started:.2f} s")
+    assert stored.startswith("scrypt$131072$8$1$")
+    assert identity.verify_password("correct horse battery", stored)
+    assert not identity.verify_password("wrong horse battery", stored)
+    assert identity.dummy_password_hash().startswith("scrypt$131072$8$1$")
+    salt = bytes(range(16))
+    old = hashlib.scrypt(b"correct horse battery", salt=salt, n=2**14, r=8, p=1)
+    legacy = f"scrypt$16384$8$1${salt.hex()}${old.hex()}"
+    assert identity.verify_password("correct horse battery", legacy)
+    assert not identity.verify_password("correct horse batterY", legacy)
+
+
+@pytest.mark.parametrize("value", ["9", "21", "fast", "-1"])
+def test_a_bad_password_hash_cost_is_refused_with_its_range(monkeypatch, value):
+    from levered_server.services import identity
+
+    monkeypatch.setenv("LEVERED_PASSWORD_HASH_COST", value)
+    with pytest.raises(ValueError, match="integer from 10 to 20"):
+        identity.hash_password("correct horse battery")
+    monkeypatch.setenv("LEVERED_PASSWORD_HASH_COST", "12")
+    assert identity.hash_password("correct horse battery").startswith("scrypt$4096$8$1$")
 
 
 def test_a_code_is_bound_to_its_redirect_uri(client, org, server):

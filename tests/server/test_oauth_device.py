@@ -16,6 +16,14 @@ GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _cheap_password_hashes():
+    """Tests create users: hash at N=2**10, not the server's 2**17 (about 1 s each)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LEVERED_PASSWORD_HASH_COST", "10")
+        yield
+
+
 @pytest.fixture
 def client(server):
     server.client.cookies.clear()

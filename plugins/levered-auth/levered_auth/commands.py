@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from levered_core import humanize as h
 from levered_core import interaction
-from levered_core.plugin_api import Command, Lister, Result
+from levered_core.plugin_api import Command, Lister, Result, ShowOne
 
 
-class WhoAmI(Command):
+class WhoAmI(ShowOne):
     """Print the authenticated user and organization"""
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
@@ -62,26 +63,47 @@ class RevokeApiKey(Command):
         return Result.text(f"Revoked API key {key_id}", body)
 
 
-def _can_open_browser() -> bool:
+def _no_browser_reason() -> str | None:
+    """Why no browser can be opened here, in words, or None when one can."""
     import os
     import webbrowser
 
     if os.environ.get("SSH_CONNECTION") and not os.environ.get("DISPLAY"):
-        return False
+        return "this is an SSH session without a display"
     try:
         webbrowser.get()
     except webbrowser.Error:
-        return False
-    return True
+        display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        return "no web browser was found" + ("" if display else " and there is no display")
+    return None
+
+
+def _login(app: Any, client: Any, api_url: str, parsed_args: argparse.Namespace) -> Any:
+    """Run the flow the flags (or the machine) call for; return the new session."""
+    from levered_core import oauth
+
+    metadata = oauth.discover(client.session, api_url)
+    reason = None if parsed_args.device or parsed_args.no_browser else _no_browser_reason()
+    if parsed_args.device or reason:
+        if reason:
+            app.stderr.write(f"Using the device flow: {reason} (--no-browser prints a URL to open on this machine instead).\n")
+        return oauth.device_login(client.session, api_url, metadata, out=app.stderr)
+    return oauth.browser_login(client.session, api_url, metadata, open_browser=not parsed_args.no_browser,
+                               out=app.stderr)
 
 
 class Login(Command):
-    """Log in through the browser and store the session"""
+    """Log in through the browser and store the session
+
+    Logging in again revokes the previous session of this API URL on the server. While
+    LEVERED_API_KEY is set, commands keep using the key instead of the login.
+    """
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("--no-browser", action="store_true", help="print the login URL instead of opening it")
-        parser.add_argument("--device", action="store_true", help="log in with a code on another device (SSH, no display)")
+        parser.add_argument("--device", action="store_true",
+                            help="log in with a code on another device (the default over SSH or with no browser)")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
@@ -90,12 +112,14 @@ class Login(Command):
         app = self.levered_app
         env, api_url = app.target()
         client = app.new_client()
-        metadata = oauth.discover(client.session, api_url)
-        if parsed_args.device or (not parsed_args.no_browser and not _can_open_browser()):
-            session = oauth.device_login(client.session, api_url, metadata, out=app.stderr)
-        else:
-            session = oauth.browser_login(client.session, api_url, metadata, open_browser=not parsed_args.no_browser,
-                                          out=app.stderr)
+        if credentials.api_key():
+            app.stderr.write("levered: warning: LEVERED_API_KEY is set and takes precedence over this login; "
+                             "unset it for commands to use the login.\n")
+        session = _login(app, client, api_url, parsed_args)
+        previous = credentials.load_session(env, api_url)
+        if previous and previous.refresh_token and not oauth.revoke(client.session, api_url, previous.refresh_token):
+            app.stderr.write("levered: warning: the previous session could not be revoked on the server; "
+                             "it expires on its own.\n")
         credentials.save_session(env, session)
         client.token = session.session_token
         me = client.identity.me()

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from levered_server.clock import new_id, utcnow
-from levered_server.services.identity import hash_secret, verify_password
+from levered_server.services.identity import dummy_password_hash, hash_secret, verify_password
 from levered_server.store import Store
 from levered_server.store.models import BrowserSession, DeviceCode, LoginFailure, Membership, Organization, User
 
@@ -24,9 +24,6 @@ SESSION_TTL = dt.timedelta(hours=12)
 LOCKOUT = dt.timedelta(minutes=15)
 MAX_FAILURES_PER_ACCOUNT = 5
 MAX_FAILURES_PER_IP = 20
-# Checked against when the email is unknown, so both cases cost one scrypt.
-_DUMMY_HASH = ("scrypt$16384$8$1$00000000000000000000000000000000$"
-               "0000000000000000000000000000000000000000000000000000000000000000")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +91,9 @@ def check_password(store: Store, email: str, password: str, ip: str) -> str | No
                 _failures(s, keys[1], now - LOCKOUT) >= MAX_FAILURES_PER_IP:
             raise PermissionError("too many failed logins")
         user = s.scalars(select(User).where(func.lower(User.email) == email)).first()
+    # An unknown email is checked against a dummy hash of today's cost: both cost one scrypt.
     ok = verify_password(password, user.password_hash if user and user.password_hash
-                         else _DUMMY_HASH)
+                         else dummy_password_hash())
     with store.system_session() as s:
         if ok and user is not None and user.password_hash:
             s.execute(delete(LoginFailure).where(LoginFailure.key == keys[0]))

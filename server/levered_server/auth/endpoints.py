@@ -144,8 +144,11 @@ class OAuthServer:
 
     def token_response(self, body: str, headers: dict[str, str]) -> Response:
         """`POST /oauth/token`."""
-        out_headers, out_body, status = self.token.create_token_response(
-            f"{self.issuer}/oauth/token", "POST", body, headers)
+        try:
+            out_headers, out_body, status = self.token.create_token_response(
+                f"{self.issuer}/oauth/token", "POST", body, headers)
+        except OAuth2Error as exc:  # raised by the validator while saving (a lost race)
+            out_headers, out_body, status = exc.headers, exc.json, exc.status_code
         return {**out_headers, "Cache-Control": "no-store", "Pragma": "no-cache"}, out_body, status
 
     def revoke_response(self, body: str, headers: dict[str, str]) -> Response:

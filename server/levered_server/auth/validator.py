@@ -7,8 +7,10 @@ import types
 import urllib.parse
 from typing import Any
 
+from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 from oauthlib.oauth2.rfc8628.request_validator import RequestValidator
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from levered_server.auth import tokens
 from levered_server.auth.tokens import CLIENT_ID, SCOPE, Grantee
@@ -107,8 +109,9 @@ class Validator(RequestValidator):
 
     def validate_code(self, client_id: str, code: str, client: Any, request: Any,
                       *args: Any, **kwargs: Any) -> bool:
-        # Claimed atomically here (not in invalidate_authorization_code) so two concurrent
-        # exchanges cannot both succeed; a replay revokes what the first one got.
+        # Only reads: the code is claimed and its token family opened in save_bearer_token,
+        # once oauthlib has also checked PKCE and the redirect URI, so a refused exchange
+        # writes nothing. A replay revokes what the first exchange got.
         with self.store.system_session() as s:
             row = s.scalars(select(AuthorizationCode).where(
                 AuthorizationCode.code_hash == hash_secret(code))).first()
@@ -120,15 +123,9 @@ class Validator(RequestValidator):
                 return False
             if row.expires_at <= utcnow():
                 return False
-            claimed = s.execute(update(AuthorizationCode).where(
-                AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
-                .values(used_at=utcnow()))
-            if getattr(claimed, "rowcount", 0) != 1:
-                return False
-            family = tokens.open_family(s, Grantee(row.user_id, row.organization_id),
-                                        "authorization_code")
-            row.family_id = family
-            request.levered_family_id = family
+            request.levered_code_id = row.id
+            request.levered_grant = (Grantee(row.user_id, row.organization_id),
+                                     "authorization_code")
             request.levered_code = (row.code_challenge, row.code_challenge_method,
                                     row.redirect_uri)
         request.user = row.user_id
@@ -157,10 +154,30 @@ class Validator(RequestValidator):
     def save_bearer_token(self, token: Any, request: Any, *args: Any,
                           **kwargs: Any) -> None:
         with self.store.system_session() as s:
-            tokens.store_tokens(s, request.levered_family_id, token["access_token"],
-                                token.get("refresh_token"))
+            family = getattr(request, "levered_family_id", None) or self._open_family(s, request)
+            tokens.store_tokens(s, family, token["access_token"], token.get("refresh_token"))
         if token.get("refresh_token"):
             token["refresh_token_expires_in"] = int(tokens.REFRESH_TTL.total_seconds())
+
+    @staticmethod
+    def _open_family(s: Session, request: Any) -> str:
+        """Claim the authorization code (if any) and open the login's token family.
+
+        :raises InvalidGrantError: a concurrent exchange claimed the code first.
+        """
+        grantee, grant_type = request.levered_grant
+        code_id = getattr(request, "levered_code_id", None)
+        if code_id is not None:
+            claimed = s.execute(update(AuthorizationCode).where(
+                AuthorizationCode.id == code_id, AuthorizationCode.used_at.is_(None))
+                .values(used_at=utcnow()))
+            if getattr(claimed, "rowcount", 0) != 1:
+                raise InvalidGrantError(request=request)
+        family = tokens.open_family(s, grantee, grant_type)
+        if code_id is not None:
+            s.execute(update(AuthorizationCode).where(AuthorizationCode.id == code_id)
+                      .values(family_id=family))
+        return family
 
     def validate_refresh_token(self, refresh_token: str, client: Any, request: Any,
                                *args: Any, **kwargs: Any) -> bool:
@@ -205,8 +222,7 @@ class Validator(RequestValidator):
                                 .values(status="used"))
             if getattr(claimed, "rowcount", 0) != 1 or not row.user_id or not row.organization_id:
                 return None
-            request.levered_family_id = tokens.open_family(
-                s, Grantee(row.user_id, row.organization_id), tokens.DEVICE_GRANT)
+            request.levered_grant = (Grantee(row.user_id, row.organization_id), tokens.DEVICE_GRANT)
             request.user = row.user_id
         request.scopes = [SCOPE]
         return AUTHORIZED

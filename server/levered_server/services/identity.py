@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import os
 import secrets
 import string
 from typing import Any
@@ -19,6 +20,7 @@ from levered_server.store.models import AccessToken, ApiKey, Organization, User
 _BASE62 = string.digits + string.ascii_letters
 SECRET_CHARS = 43  # 43 base62 characters carry 256 bits
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+PASSWORD_HASH_COST = 17  # log2 of scrypt's N: 128 MiB and about 1 s per hash
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,19 +44,49 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def password_hash_cost() -> int:
+    """log2 of scrypt's N for new password hashes: 17, or `LEVERED_PASSWORD_HASH_COST`.
+
+    The variable exists for the test suite, which creates many users; a server should
+    leave it unset.
+
+    :raises ValueError: the variable is not an integer from 10 to 20.
+    """
+    raw = os.environ.get("LEVERED_PASSWORD_HASH_COST", "").strip()
+    if not raw:
+        return PASSWORD_HASH_COST
+    if not raw.isdigit() or not 10 <= int(raw) <= 20:
+        raise ValueError(f"LEVERED_PASSWORD_HASH_COST={raw!r}: use an integer from 10 to 20 "
+                         f"(log2 of scrypt's N; unset it for the default {PASSWORD_HASH_COST})")
+    return int(raw)
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    # OpenSSL needs about 128 * r * N bytes; its default limit (32 MiB) is below N=2**17.
+    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p,
+                          maxmem=128 * r * n + 16 * 2**20)
+
+
 def hash_password(password: str) -> str:
-    """Hash a password with scrypt (for the admin user and the OAuth login page)."""
+    """Hash a password with scrypt, N=2**17, r=8, p=1 (for the OAuth login page).
+
+    The parameters are stored in the hash, so older hashes (N=2**14) keep verifying.
+    """
+    n = 2 ** password_hash_cost()
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
-    return f"scrypt$16384$8$1${salt.hex()}${digest.hex()}"
+    return f"scrypt${n}$8$1${salt.hex()}${_scrypt(password, salt, n, 8, 1).hex()}"
+
+
+def dummy_password_hash() -> str:
+    """A hash no password matches, at today's cost: checked for unknown emails."""
+    return f"scrypt${2 ** password_hash_cost()}$8$1${'0' * 32}${'0' * 128}"
 
 
 def verify_password(password: str, stored: str) -> bool:
     """Check a password against `hash_password` output in constant time."""
     try:
         _, n, r, p, salt, digest = stored.split("$")
-        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r),
-                             p=int(p))
+        got = _scrypt(password, bytes.fromhex(salt), int(n), int(r), int(p))
     except (ValueError, TypeError):
         return False
     return secrets.compare_digest(got.hex(), digest)
