@@ -104,9 +104,80 @@ def _document_bodies(app: FastAPI) -> None:
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
-        return add_body_schemas(generate())
+        if app.openapi_schema is None:
+            app.openapi_schema = add_error_responses(add_body_schemas(generate()))
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+ERROR_DESCRIPTIONS = {
+    400: "bad_request (malformed JSON, non-object body, wrong content type, too large, bad "
+         "query parameter) or read_only_violation",
+    401: "unauthorized: no valid API key or access token",
+    403: "forbidden: the credential may not do this",
+    404: "not_found",
+    409: "conflict with the object's state (warehouse_not_connected, optimization_not_live, "
+         "training_in_progress, metric_in_use, managed_warehouse_required...)",
+    422: "validation_error (details.fields), invalid_sql or invalid_metric_sql",
+    429: "rate_limited (Retry-After)",
+    502: "warehouse_error: the warehouse failed, was unreachable or timed out",
+    503: "unavailable: transient, nothing was changed; retry (Retry-After)",
+}
+WAREHOUSE_PATHS = ("/api/v2/warehouse/", "/results", "/observations", "/train")
+
+
+def error_statuses(method: str, path: str, operation: dict[str, Any], *,
+                   public: bool) -> list[int]:
+    """The error statuses an `/api/v2` operation can answer with the envelope (API.md 1.5)."""
+    statuses = {400, 429}  # any request: bad query or body; every /api/ route is rate limited
+    if not public:
+        statuses.add(401)
+    if path.startswith(("/api/v2/api-keys", "/api/v2/ingest/")):
+        statuses.add(403)  # key management needs a login session; ingestion an API key
+    if "{" in path or public:
+        statuses.add(404)
+    if method != "get" or public:
+        statuses.add(409)
+    if ("requestBody" in operation or public) and not path.startswith("/api/v2/ingest/"):
+        statuses.add(422)  # ingestion rejects events one by one, in a 207
+    if any(part in path for part in WAREHOUSE_PATHS):
+        statuses |= {409, 422, 502}
+    if path.startswith("/api/v2/ingest/"):
+        statuses.add(503)
+    return sorted(statuses)
+
+
+def add_error_responses(document: dict[str, Any]) -> dict[str, Any]:
+    """Declare the error envelope on every `/api/v2` operation, in one place."""
+    from levered_server.schemas.common import ErrorResponse
+
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in schema.pop("$defs", {}).items():
+        schemas.setdefault(name, sub)
+    schemas["ErrorResponse"] = schema
+    content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+    for path, operations in document.get("paths", {}).items():
+        if not path.startswith("/api/v2/"):
+            continue  # OAuth answers per the RFCs; /healthz has no envelope
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None) if _is_fastapi_422(responses.get("422")) else None
+            # Operations that read a credential declare it (`security`); serving does not.
+            for status in error_statuses(method, path, operation,
+                                         public="security" not in operation):
+                responses.setdefault(str(status), {"description": ERROR_DESCRIPTIONS[status],
+                                                   "content": content})
+    for name in ("HTTPValidationError", "ValidationError"):
+        if f'"#/components/schemas/{name}"' not in json.dumps(document["paths"]):
+            schemas.pop(name, None)
+    return document
+
+
+def _is_fastapi_422(response: Any) -> bool:
+    # FastAPI's own "Validation Error" (HTTPValidationError) is not what this server sends.
+    return isinstance(response, dict) and "HTTPValidationError" in json.dumps(response)
 
 
 def openapi_document(app: FastAPI) -> str:

@@ -53,6 +53,26 @@ def ensure_initialized(*, store: Store, settings: Settings) -> dict[str, Any] | 
                                admin_email=settings.admin_email)
 
 
+def has_database(settings: Settings) -> bool:
+    """Whether the data dir (or `database_url`) already holds a server database with an
+    organization; never creates anything."""
+    url = settings.sqlalchemy_url
+    if url.startswith("sqlite"):
+        path = Path(url.split("///", 1)[-1])
+        if not path.is_file():
+            return False
+    from sqlalchemy import inspect
+
+    store = open_store(url, migrate=False)
+    try:
+        if not inspect(store.engine).has_table(Organization.__tablename__):
+            return False
+        with store.system_session() as s:
+            return bool(s.scalar(select(func.count()).select_from(Organization)))
+    finally:
+        store.dispose()
+
+
 def _find_org(store: Store, name: str | None) -> tuple[str, str] | None:
     with store.system_session() as s:
         q = select(Organization).order_by(Organization.created_at, Organization.id)

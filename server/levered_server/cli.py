@@ -10,14 +10,20 @@ import argparse
 import pathlib
 from typing import Any
 
-from levered_core.errors import LeveredError
+from levered_core.errors import LeveredError, UsageError
 from levered_core.plugin_api import Command, CommandGroup, Result
 
 GROUP = CommandGroup("server", "Run the Levered API server on this machine", api_version=1)
 
 
+def _absolute_dir(text: str) -> pathlib.Path:
+    # Absolute, so that the hints printed and the server.json written name the same place
+    # whatever directory the next command runs from.
+    return pathlib.Path(text).expanduser().resolve()
+
+
 def _data_dir_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=pathlib.Path,
+    parser.add_argument("--data-dir", type=_absolute_dir,
                         help="state directory (default $LEVERED_HOME/server, i.e. ~/.levered/server)")
     parser.add_argument("--database-url", help="PostgreSQL URL instead of SQLite in the data dir")
 
@@ -43,7 +49,27 @@ def _initialize(settings: Any) -> dict[str, Any] | None:
         store.dispose()
 
 
-def _describe_start(status: dict[str, Any]) -> str:
+def _where(settings: Any, *, database: bool = False) -> str:
+    """The options a later `levered server …` command needs to find this server's state:
+    `--data-dir DIR` unless it is the one a bare command uses (likewise `--database-url`)."""
+    import shlex
+
+    from levered_server.settings import settings_from_env
+
+    try:
+        bare = settings_from_env()
+    except ValueError:
+        bare = None
+    args = ""
+    if bare is None or settings.data_dir.resolve() != bare.data_dir.expanduser().resolve():
+        args += f" --data-dir {shlex.quote(str(settings.data_dir))}"
+    if database and settings.database_url and (bare is None or settings.database_url != bare.database_url):
+        has_password = ":" in settings.database_url.partition("://")[2].rpartition("@")[0]
+        args += " --database-url " + ("'<your database URL>'" if has_password else shlex.quote(settings.database_url))
+    return args
+
+
+def _describe_start(status: dict[str, Any], settings: Any) -> str:
     lines = [f"Levered server {status.get('version')} is up at {status['url']} (pid {status['pid']})",
              f"Database  {status.get('database')}", f"Data dir  {status.get('data_dir')}",
              f"Logs      {status.get('data_dir')}/server.log"]
@@ -58,10 +84,13 @@ def _describe_start(status: dict[str, Any]) -> str:
                   "Watch it learn:", f"  export LEVERED_API_URL={status['url']} LEVERED_API_KEY={demo['api_key']}",
                   "  levered optimizations list"]
     else:
-        lines += ["", "Authenticate the CLI with an API key:",
+        who = f" as {first['admin_email']} with the one-time password" if first else ""
+        lines += ["", f"Log in{who} (a browser opens; add --device over SSH):",
+                  f"  levered login --api-url {status['url']}",
+                  "Or, for scripts and CI, use an API key:",
                   f"  export LEVERED_API_URL={status['url']}",
-                  "  export LEVERED_API_KEY=$(levered server api-key create)"]
-    lines.append("Stop it with: levered server stop")
+                  f"  export LEVERED_API_KEY=$(levered server api-key create{_where(settings, database=True)})"]
+    lines.append(f"Stop it with: levered server stop{_where(settings)}")
     return "\n".join(lines)
 
 
@@ -95,7 +124,7 @@ class StartServer(Command):
         except RuntimeError as exc:
             raise LeveredError(f"cannot start the server: {exc}") from None
         status["first_start"] = first
-        return Result.text(_describe_start(status), status)
+        return Result.text(_describe_start(status, settings), status)
 
 
 class StopServer(Command):
@@ -120,8 +149,12 @@ class StopServer(Command):
 class ShowServerStatus(Command):
     """Show whether the server runs, its URL, database and warehouse"""
 
+    # Exit 1 when down (the status is printed either way, also with --json), so that
+    # scripts can test `levered server status >/dev/null`, as with `systemctl status`.
+
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
+        parser.epilog = "Exit status: 0 when the server is up, 1 when it is not running."
         _data_dir_argument(parser)
         return parser
 
@@ -130,12 +163,18 @@ class ShowServerStatus(Command):
 
         settings = _settings(parsed_args)
         status = control.status(settings.data_dir)
-        status.setdefault("warehouse", f"duckdb (embedded) in {settings.warehouse_dir}")
+        if not status.get("warehouse"):
+            status["warehouse"] = f"duckdb (embedded) in {settings.warehouse_dir}" if status["running"] else None
         status.setdefault("database", None)
         rows = [("Status", "up" if status["running"] else "down"), ("URL", status.get("url") or "-"),
                 ("Version", status.get("version") or "-"), ("Database", status.get("database") or "-"),
-                ("Warehouse", status["warehouse"]), ("Data dir", str(settings.data_dir))]
+                ("Warehouse", status["warehouse"] or "-"), ("Data dir", str(settings.data_dir))]
         return Result.text("\n".join(f"{label:<10} {value}" for label, value in rows), status)
+
+    def run(self, parsed_args: argparse.Namespace) -> int:
+        code = super().run(parsed_args)
+        document = getattr(self, "last_document", None) or {}
+        return code or (0 if document.get("running") else 1)
 
 
 class CreateServerApiKey(Command):
@@ -146,12 +185,22 @@ class CreateServerApiKey(Command):
         _data_dir_argument(parser)
         parser.add_argument("--org", help="organization name (default: the first one)")
         parser.add_argument("--name", default="cli", help="what the key is for (default cli)")
+        parser.add_argument("--init", action="store_true",
+                            help="create the database (and its Default organization) when the data dir has none yet; "
+                                 "without it the command refuses, so a mistyped --data-dir does not give a key "
+                                 "of a new, empty server")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
-        from levered_server.bootstrap import create_api_key
+        from levered_server.bootstrap import create_api_key, has_database
 
         settings = _settings(parsed_args)
+        if not parsed_args.init and not has_database(settings):
+            where = _where(settings, database=True)
+            place = settings.data_dir if not settings.database_url else "the --database-url database"
+            raise UsageError(f"no Levered server database in {place} yet: pass the --data-dir (and "
+                             f"--database-url) the server was started with, start it first (`levered server "
+                             f"start{where}`), or add --init to create one")
         try:
             key = create_api_key(settings=settings, org_name=parsed_args.org, name=parsed_args.name)
         except LookupError as exc:
@@ -181,7 +230,16 @@ class CreateServerUser(Command):
         from levered_server.bootstrap import create_user
 
         settings = _settings(parsed_args)
-        password = sys.stdin.readline().rstrip("\n") if parsed_args.password_stdin else getpass.getpass("Password: ")
+        if parsed_args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        elif not sys.stdin.isatty():
+            raise UsageError("no terminal to ask for the password: pipe it in with --password-stdin, e.g. "
+                             "`printf '%s\\n' \"$PASSWORD\" | levered server user create EMAIL --password-stdin`")
+        else:
+            try:
+                password = getpass.getpass("Password: ")
+            except EOFError:
+                raise UsageError("no password was typed; use --password-stdin to pipe it in") from None
         try:
             user = create_user(settings=settings, email=parsed_args.email, password=password, org_name=parsed_args.org,
                                name=parsed_args.name, create_org=parsed_args.create_org)

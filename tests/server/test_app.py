@@ -193,3 +193,44 @@ def test_nul_characters_are_refused_everywhere(org, server):
 def field_codes_of(resp):
     err = assert_error(resp, 422, "validation_error")
     return {f["field"]: f["code"] for f in err["details"]["fields"]}
+
+
+@pytest.mark.parametrize("depth", [65, 900, 3000, 100_000])
+@pytest.mark.parametrize("path", ["/api/v2/ingest/rewards", "/api/v2/optimizations/{id}/serve",
+                                  "/api/v2/warehouse/metrics"])
+def test_deeply_nested_bodies_are_400(org, path, depth):
+    from tests.server.factories import make_optimization
+
+    if "{id}" in path:
+        path = path.format(id=make_optimization(org)["id"])
+    headers = {"Content-Type": "application/json"}
+    for body in ("[" * depth + "]" * depth,
+                 '{"events": ' + "[" * depth + "]" * depth + "}"):
+        err = assert_error(org.post(path, content=body, headers=headers), 400, "bad_request")
+        assert err["message"] == "Request body is nested more than 64 levels deep." \
+            or (body[0] == "[" and depth < 1000
+                and err["message"] == "Request body must be a JSON object.")
+
+
+def test_nesting_up_to_the_limit_is_parsed(org):
+    body = '{"events": ' + "[" * 63 + "]" * 63 + "}"
+    resp = org.post("/api/v2/ingest/rewards", content=body,
+                    headers={"Content-Type": "application/json"})
+    assert resp.status_code == 207, resp.text  # 64 levels: parsed, the event is rejected
+    assert resp.json()["rejected"][0]["message"] == "an event must be an object"
+
+
+def test_lone_surrogates_are_refused_like_nul(org, server):
+    import json
+
+    resp = org.post("/api/v2/api-keys", content=json.dumps({"name": "a\ud800b"}),
+                    headers={"Content-Type": "application/json"})
+    err = assert_error(resp, 422, "validation_error")
+    assert err["details"]["fields"] == [
+        {"field": "name", "code": "format",
+         "message": "must be valid Unicode (no lone surrogates such as \\ud800)"}]
+    resp = server.client.post("/api/v2/optimizations/best-variant",
+                              content=json.dumps({"optimization_id": "x",
+                                                  "context": {"k\udc00": 1}}),
+                              headers={"Content-Type": "application/json"})
+    assert field_codes_of(resp) == {"context.k\\udc00": "format"}

@@ -13,7 +13,10 @@ from tests.server.factories import HERO, make_optimization
 CASES_PER_ENDPOINT = 25
 ATOMS = [None, True, False, 0, -1, 1, 51, 10**20, 1.5, float("1e308"), "", "x", "é" * 300,
          "699ede80-c94b-4f98-9c79-dd3e07748703", "2026-11-21T11:58:02Z", "SELECT 1",
-         "DROP TABLE rewards", "'; --", "@start_date", [], {}, [1, "a"], {"a": None}]
+         "DROP TABLE rewards", "'; --", "@start_date", [], {}, [1, "a"], {"a": None},
+         # Found by the audit: lone surrogates (not UTF-8) and timestamps that overflow in UTC.
+         "bad\ud800id", "\udfff", {"k\ud800": "v"}, "0001-01-01T00:00:00+05:00",
+         "9999-12-31T23:59:59-14:00"]
 
 
 def _value(rng: random.Random, depth: int = 0):
@@ -50,8 +53,14 @@ def _mutate(rng: random.Random, base: dict) -> dict:
     return body
 
 
-def test_no_server_errors_on_generated_input(org, server):
-    rng = random.Random(20261125)
+def _nested(rng: random.Random) -> str:
+    """A body nested thousands of levels deep, bare or inside an object (was a 500)."""
+    depth = rng.choice([65, 3000, 100_000])
+    inner = "[" * depth + "]" * depth if rng.random() < 0.5 else '{"a":' * depth + "1" + "}" * depth
+    return inner if rng.random() < 0.5 else '{"events": ' + inner + "}"
+
+
+def _endpoints(org):
     opt = make_optimization(org)
     oid, mid = opt["id"], opt["model_id"]
     base_hero = {**HERO, "reward_metric_id": opt["reward_metric_id"]}
@@ -72,6 +81,13 @@ def test_no_server_errors_on_generated_input(org, server):
                                                           "optimization_id": oid}]}),
         ("POST", "/api/v2/ingest/rewards", {"events": [{"anonymous_id": "a", "name": "x"}]}),
     ]
+    return opt, endpoints
+
+
+def test_no_server_errors_on_generated_input(org, server):
+    rng = random.Random(20261125)
+    opt, endpoints = _endpoints(org)
+    oid = opt["id"]
     gets = ["/api/v2/optimizations", f"/api/v2/optimizations/{oid}/observations",
             "/api/v2/models", "/api/v2/warehouse/tables/rewards/preview",
             f"/api/v2/warehouse/metrics/{opt['reward_metric_id']}/preview"]
@@ -94,3 +110,27 @@ def test_no_server_errors_on_generated_input(org, server):
             tried += 1
     print(f"fuzz: {tried} generated requests, no 5xx")
     assert tried == CASES_PER_ENDPOINT * (len(endpoints) + len(gets))
+
+
+HOSTILE = ["bad\ud800id", {"p\udfff": 1}, "0001-01-01T00:00:00+05:00",
+           "9999-12-31T23:59:59-14:00"]
+
+
+def test_no_server_errors_on_hostile_json(org, server):
+    """Deep nesting and hostile values in every field of valid events (each was a 5xx)."""
+    rng = random.Random(20261126)
+    _opt, endpoints = _endpoints(org)
+    tried = 0
+    for method, path, base in endpoints:
+        for _ in range(CASES_PER_ENDPOINT // 5):
+            body = json.loads(json.dumps(base))
+            target = body["events"][0] if "events" in body else body
+            target[rng.choice([*target, "timestamp"])] = rng.choice(HOSTILE)
+            # json.dumps escapes a lone surrogate as \ud800, as a JavaScript client would.
+            text = _nested(rng) if rng.random() < 0.3 else json.dumps(body)
+            resp = org.request(method, path, content=text,
+                               headers={"Content-Type": "application/json"})
+            assert resp.status_code < 500, (method, path, text[:200], resp.text)
+            tried += 1
+    print(f"fuzz: {tried} hostile requests, no 5xx")
+    assert tried == CASES_PER_ENDPOINT // 5 * len(endpoints)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.server.conftest import assert_error, new_org
@@ -202,3 +204,70 @@ def test_nul_characters_reject_only_their_event(org):
     assert body["accepted"] == 1
     assert body["rejected"] == [{"index": 1, "code": "invalid_field",
                                  "message": "anonymous_id must not contain NUL characters"}]
+
+
+def _raw_post(org, path, body):
+    # json.dumps escapes a lone surrogate as "\ud800" (httpx's own encoder would fail on it).
+    return org.post(path, content=json.dumps(body), headers={"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("field", ["anonymous_id", "idempotency_key", "properties", "name"])
+def test_lone_surrogates_reject_only_their_rewards_event(org, field):
+    bad = {"anonymous_id": "b", "name": "x",
+           field: {"plan\ud800": "pro"} if field == "properties" else "bad\ud800id"}
+    resp = _raw_post(org, "/api/v2/ingest/rewards",
+                     {"events": [{"anonymous_id": "ok", "name": "x"}, bad]})
+    assert resp.status_code == 207, resp.text
+    body = resp.json()
+    assert body["accepted"] == 1
+    assert [(r["index"], r["code"]) for r in body["rejected"]] == [(1, "invalid_field")]
+    assert "not valid Unicode" in body["rejected"][0]["message"]
+    assert body["rejected"][0]["message"].startswith(field)
+
+
+@pytest.mark.parametrize("where", ["anonymous_id", "idempotency_key", "context"])
+def test_lone_surrogates_reject_only_their_exposure_event(org, where):
+    opt = make_optimization(org)
+    bad = exposure(opt, **({"context": {"country": "U\udfffS"}} if where == "context"
+                           else {where: "bad\ud800id"}))
+    resp = _raw_post(org, "/api/v2/ingest/exposures", {"events": [exposure(opt), bad]})
+    assert resp.status_code == 207, resp.text
+    assert [(r["index"], r["code"]) for r in resp.json()["rejected"]] == [(1, "invalid_field")]
+    assert _total(org, opt) == 1
+
+
+@pytest.mark.parametrize("ts", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-14:00"])
+def test_out_of_range_timestamps_are_invalid_timestamp(org, ts):
+    opt = make_optimization(org)
+    resp = org.post("/api/v2/ingest/exposures", json={"events": [
+        exposure(opt), exposure(opt, timestamp=ts)]})
+    assert resp.status_code == 207, resp.text
+    assert [(r["index"], r["code"]) for r in resp.json()["rejected"]] == \
+        [(1, "invalid_timestamp")]
+    rewards = org.post("/api/v2/ingest/rewards", json={"events": [
+        {"anonymous_id": "a", "name": "x", "timestamp": ts}]})
+    assert rewards.status_code == 207, rewards.text
+    assert rewards.json()["rejected"][0]["code"] == "invalid_timestamp"
+    assert "out of range" in rewards.json()["rejected"][0]["message"]
+
+
+def test_only_warehouse_failures_are_unavailable(org, monkeypatch):
+    from levered_server.services import ingest
+    from levered_server.warehouse.base import WarehouseFailure
+
+    def busy(*_a, **_k):
+        raise WarehouseFailure("embedded warehouse busy")
+
+    monkeypatch.setattr(ingest, "_write", busy)
+    resp = org.post("/api/v2/ingest/rewards", json={"events": [{"anonymous_id": "a",
+                                                                "name": "x"}]})
+    assert assert_error(resp, 503, "unavailable")["message"].endswith("Retry the batch.")
+    assert resp.headers["retry-after"] == "5"
+
+    def bug(*_a, **_k):
+        raise ValueError("a bug, not a transient failure")
+
+    monkeypatch.setattr(ingest, "_write", bug)
+    resp = org.post("/api/v2/ingest/rewards", json={"events": [{"anonymous_id": "a",
+                                                                "name": "x"}]})
+    assert assert_error(resp, 500, "internal")["message"].startswith("Internal server error")

@@ -131,3 +131,58 @@ def test_the_example_check_catches_a_difference(server):
     _diff(doc, schema["schema"], body, "x", problems)
     assert problems == ["x.optimizations[0]: example [] schema ['winner']",
                         "x.optimizations[0].summary: example ['bogus'] schema []"]
+
+
+def _documented_errors() -> list[tuple[str, str, set[str]]]:
+    """(method, path, error statuses) of every API.md operation with an `Errors` part."""
+    text = API_MD.read_text()
+    text = text[text.index("## 5. Identity"):text.index("## 13. CLI")]
+    heads = [m.start() for m in re.finditer(r"^#{2,4} ", text, re.M)]
+    out = []
+    for op in re.finditer(r"^### [\d.]+ `(GET|POST|PATCH|DELETE) (/\S+)`", text, re.M):
+        end = min([h for h in heads if h > op.start()] + [len(text)])
+        body = text[op.end():end]
+        start = body.find("\nErrors")
+        if start < 0:
+            continue
+        errors = body[start:]
+        codes = set(re.findall(r"`([45]\d\d)\b", errors)) | set(
+            re.findall(r"^\| ([45]\d\d) \|", errors, re.M))
+        out.append((op.group(1), re.sub(r":(\w+)", r"{\1}", op.group(2)), codes))
+    return out
+
+
+@pytest.mark.skipif(not API_MD.exists(), reason="shared/reference/API.md not beside the repo")
+def test_operations_declare_the_contract_error_responses(server):
+    doc = server.client.get("/openapi.json").json()
+    templated = {re.sub(r"\{[^}]+\}", "{}", p): ops for p, ops in doc["paths"].items()}
+    documented = _documented_errors()
+    assert len(documented) >= 20
+    missing = []
+    for method, path, codes in documented:
+        op = templated[re.sub(r"\{[^}]+\}", "{}", path)][method.lower()]
+        missing += [f"{method} {path} {c}" for c in sorted(codes - set(op["responses"]))]
+    assert missing == []
+
+
+def test_error_responses_use_the_envelope(server):
+    doc = server.client.get("/openapi.json").json()
+    envelope = doc["components"]["schemas"]["ErrorResponse"]
+    assert set(envelope["properties"]) == {"error", "meta"}
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            errors = {c: r for c, r in op["responses"].items() if c[0] in "45"}
+            if not path.startswith("/api/v2/"):
+                assert errors == {}, (method, path)  # OAuth (RFC errors) and /healthz
+                continue
+            assert {"400", "429"} <= set(errors), (method, path)
+            assert ("401" in errors) == ("security" in op), (method, path)
+            for code, response in errors.items():
+                assert response["content"]["application/json"]["schema"] == {
+                    "$ref": "#/components/schemas/ErrorResponse"}, (method, path, code)
+    serve = doc["paths"]["/api/v2/optimizations/{optimization_id}/serve"]["post"]
+    assert sorted(c for c in serve["responses"] if c[0] in "45") == [
+        "400", "404", "409", "422", "429"]
+    ingest = doc["paths"]["/api/v2/ingest/rewards"]["post"]["responses"]
+    assert {"403", "409", "503"} <= set(ingest) and "422" not in ingest

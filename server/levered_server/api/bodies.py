@@ -14,6 +14,7 @@ from levered_server.schemas.common import nul_paths, validate
 
 M = TypeVar("M", bound=BaseModel)
 MIB = 1024 * 1024
+MAX_DEPTH = 64
 
 
 async def read_json(request: Request, *, max_bytes: int = MIB, allow_empty: bool = False,
@@ -40,20 +41,68 @@ async def read_json(request: Request, *, max_bytes: int = MIB, allow_empty: bool
     if not (ctype == "application/json" or ctype.endswith("+json")
             or (allow_text_plain and ctype == "text/plain")):
         raise BadRequest("Content-Type must be application/json.")
+    too_deep = BadRequest(f"Request body is nested more than {MAX_DEPTH} levels deep.")
     try:
         data = json.loads(raw)
+    except RecursionError:
+        raise too_deep from None
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("Request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise BadRequest("Request body must be a JSON object.")
+    if depth_of(data) > MAX_DEPTH:
+        raise too_deep
     if reject_nul:
-        paths = nul_paths(data)
-        if paths:
-            # PostgreSQL cannot store NUL in text; refuse it everywhere, on every backend.
-            raise ValidationFailed([{"field": p, "code": "format",
-                                     "message": "must not contain NUL characters"}
-                                    for p in paths])
+        # PostgreSQL cannot store NUL in text; refuse it everywhere, on every backend.
+        fields = [{"field": p, "code": "format", "message": "must not contain NUL characters"}
+                  for p in nul_paths(data)]
+        fields += [{"field": p, "code": "format",
+                    "message": "must be valid Unicode (no lone surrogates such as \\ud800)"}
+                   for p in surrogate_paths(data)]
+        if fields:
+            raise ValidationFailed(fields)
     return data
+
+
+def depth_of(value: Any) -> int:
+    """How deeply arrays and objects nest in a parsed JSON value (iterative: no recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            stack += [(sub, depth + 1) for sub in (item.values() if isinstance(item, dict)
+                                                   else item)]
+    return deepest
+
+
+def surrogate_paths(value: Any, path: str = "") -> list[str]:
+    """Paths of the strings (keys included) with a lone surrogate, which is not UTF-8 text."""
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack and len(found) < 50:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if not _utf8(item):
+                found.append(where)
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                inner = f"{where}.{key}" if where else str(key)
+                if _utf8(str(key)):
+                    stack.append((sub, inner))
+                else:
+                    found.append(inner.encode(errors="backslashreplace").decode())
+        elif isinstance(item, list):
+            stack += [(sub, f"{where}[{i}]") for i, sub in enumerate(item)]
+    return sorted(found)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def json_body(model: type[M], *, max_bytes: int = MIB, allow_empty: bool = False,

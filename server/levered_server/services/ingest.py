@@ -8,6 +8,7 @@ import logging
 import math
 from typing import Any
 
+import duckdb
 from sqlalchemy import select
 
 from levered_server.clock import canonical_uuid, new_id, parse_timestamp, utcnow
@@ -16,6 +17,7 @@ from levered_server.schemas.common import nul_paths
 from levered_server.services import design
 from levered_server.services.identity import Caller
 from levered_server.store.models import Lock, Optimization
+from levered_server.warehouse.base import WarehouseFailure
 from levered_server.warehouse.exposure_writer import insert_exposures, insert_rows
 
 log = logging.getLogger("levered_server.ingest")
@@ -84,6 +86,35 @@ def _timestamp(event: dict[str, Any], received: dt.datetime) -> dt.datetime:
     except ValueError:
         raise Rejected("invalid_timestamp",
                        f"timestamp {raw!r} is not ISO-8601 with Z or an offset") from None
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+        raise Rejected("invalid_timestamp",
+                       f"timestamp {raw!r} is out of range once converted to UTC") from None
+
+
+def _surrogate_path(value: Any) -> str | None:
+    """The first path of a string (or key) holding a lone surrogate, which is not UTF-8 text."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str) and not _encodable(item):
+            return where
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                inner = f"{where}.{key}" if where else str(key)
+                if not _encodable(str(key)):
+                    return inner.encode(errors="backslashreplace").decode()
+                stack.append((sub, inner))
+        elif isinstance(item, list):
+            stack += [(sub, f"{where}[{i}]") for i, sub in enumerate(item)]
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _common(event: Any, allowed: set[str]) -> dict[str, Any]:
@@ -95,6 +126,10 @@ def _common(event: Any, allowed: set[str]) -> dict[str, Any]:
     bad = nul_paths(event)
     if bad:
         raise Rejected("invalid_field", f"{bad[0]} must not contain NUL characters")
+    where = _surrogate_path(event)
+    if where is not None:
+        raise Rejected("invalid_field", f"{where} is not valid Unicode (a lone surrogate such "
+                       "as \\ud800); send UTF-8 text")
     return event
 
 
@@ -259,7 +294,7 @@ def ingest(*, runtime: Any, caller: Caller, driver: Any, events: list[Any], kind
         runtime.exposures.flush(org_id)  # so serve-recorded exposure ids are seen
     try:
         duplicates = _write(driver, kind, rows)
-    except Exception:  # noqa: BLE001 - nothing was written; the client retries the batch
+    except (WarehouseFailure, duckdb.Error, OSError):  # transient: nothing was written
         log.exception("ingesting %d %s failed", len(rows), kind)
         raise Unavailable("Writing the events failed; nothing was written. Retry the batch.") \
             from None

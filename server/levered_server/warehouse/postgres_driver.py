@@ -94,11 +94,20 @@ class PostgresDriver(WarehouseDriver):
             raise NotReadOnly(kind)
 
     def _types(self, conn: Any, desc: Any) -> list[str]:
-        out = []
+        """Type names of the result columns (`INT4`, `INT4[]`, `VOID`…), never raw OIDs."""
+        names: dict[int, str] = {}
         for d in desc:
             info = conn.adapters.types.get(d.type_code)
-            out.append(info.name.upper() if info else str(d.type_code))
-        return out
+            if info is not None:  # psycopg knows the built-in types, and their arrays
+                names[d.type_code] = info.name + ("[]" if info.oid != d.type_code else "")
+        unknown = sorted({d.type_code for d in desc} - set(names))
+        if unknown:
+            # Types psycopg has no adapter for (void, enums, domains, extensions): ask PostgreSQL.
+            with conn.cursor() as cur:
+                cur.execute("SELECT oid::int8, format_type(oid, NULL) FROM pg_catalog.pg_type "
+                            "WHERE oid = ANY(%s)", ([int(o) for o in unknown],))
+                names.update({int(oid): str(name) for oid, name in cur.fetchall()})
+        return [names.get(d.type_code, "UNKNOWN").upper() for d in desc]
 
     def query(self, sql: str, *, limit: int, timeout: float,
               params: dict[str, Any] | None = None) -> ResultSet:
