@@ -11,7 +11,7 @@ import pathlib
 from typing import Any
 
 from levered_core.errors import LeveredError, UsageError
-from levered_core.plugin_api import Command, CommandGroup, Result
+from levered_core.plugin_api import Command, CommandGroup, Result, ShowOne
 
 GROUP = CommandGroup("server", "Run the Levered API server on this machine", api_version=1)
 
@@ -146,7 +146,7 @@ class StopServer(Command):
                                   "data_dir": str(settings.data_dir)})
 
 
-class ShowServerStatus(Command):
+class ShowServerStatus(ShowOne):
     """Show whether the server runs, its URL, database and warehouse"""
 
     # Exit 1 when down (the status is printed either way, also with --json), so that

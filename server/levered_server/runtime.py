@@ -51,9 +51,11 @@ class Runtime:
         self.first_start = ensure_initialized(store=self._store, settings=self.settings)
         if self.first_start:
             log.warning("first start: created organization %r and admin user %s "
-                        "(one-time password: %s). Create an API key with "
-                        "`levered server api-key create`.", self.first_start["name"],
-                        self.first_start["admin_email"], self.first_start["admin_password"])
+                        "(one-time password: %s). Log in with `levered login --api-url %s`, or create "
+                        "an API key with `levered server api-key create --data-dir %s`.",
+                        self.first_start["name"], self.first_start["admin_email"],
+                        self.first_start["admin_password"], self.settings.public_url,
+                        self.settings.data_dir)
         self.secrets = SecretBox.for_settings(self.settings.secret_key, self.settings.data_dir)
         self.warehouses = WarehouseManager(self.settings, self._store, self.secrets)
         self.fits = FitPool()

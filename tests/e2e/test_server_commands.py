@@ -28,6 +28,8 @@ def test_start_status_key_and_stop(tmp_path):
         assert again.exit_code == 1 and again.stderr.startswith("Error: cannot start the server: already running")
         status = levered("server", "status", "--data-dir", data_dir)
         assert "Status     up" in status.stdout and f"http://127.0.0.1:{port}" in status.stdout
+        url = levered("server", "status", "--data-dir", data_dir, "-f", "value", "-c", "url")  # cliff's -f/-c
+        assert url.exit_code == 0 and url.stdout == f"http://127.0.0.1:{port}\n"
         key = levered("server", "api-key", "create", "--data-dir", data_dir, "--name", "ci")
         assert key.exit_code == 0 and key.stdout.startswith("lvk_") and len(key.stdout.strip()) == 47
         api = {"LEVERED_API_URL": f"http://127.0.0.1:{port}", "LEVERED_API_KEY": key.stdout.strip()}
