@@ -12,7 +12,9 @@ these columns (names are the contract between the SQL and :meth:`CellStats.from_
                        ``context::jsonb ->> 'name'``); NULL when absent or null
 ``in_holdout``         boolean
 ``exposures``          ``COUNT(*)`` exposure rows
-``users``              ``COUNT(DISTINCT anonymous_id)``
+``users``              distinct ``anonymous_id``: DuckDB's HyperLogLog ``approx_count_distinct``
+                       (median error ~2 %), exact ``COUNT(DISTINCT)`` on PostgreSQL; no
+                       model reads it
 ``reward_count``       exposures whose attributed reward r is > 0
 ``reward_sum``         Σ r (pending exposures count as r = 0)
 ``reward_sum_sq``      Σ r²
@@ -31,7 +33,7 @@ Holdout rows carry π = 1. Everything is additive, so partial aggregates can be 
 is, in DuckDB::
 
     SELECT variant_number, json_extract_string(context, '$.device_type') AS ctx_0, in_holdout,
-           count(*) AS exposures, count(DISTINCT anonymous_id) AS users,
+           count(*) AS exposures, approx_count_distinct(anonymous_id) AS users,
            count(*) FILTER (WHERE r > 0) AS reward_count, sum(r) AS reward_sum,
            sum(r * r) AS reward_sum_sq, count(propensity) AS propensity_count,
            sum(w) AS ipw_weight_sum, sum(w * w) AS ipw_weight_sq_sum, sum(r * w) AS ipw_reward_sum,
