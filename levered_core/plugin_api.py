@@ -73,11 +73,15 @@ class CommandGroup:
     :param summary: one line shown by ``levered --help``.
     :param api_version: the plugin API version the plugin was built for
         (:data:`PLUGIN_API_VERSION` at build time, written as a literal).
+    :param builtin: set only by the distributions shipped with levered: their groups and
+        commands win name clashes against other distributions (unless the site config's
+        ``override`` says otherwise). Leave it unset in your plugin.
     """
 
     name: str
     summary: str
     api_version: int
+    builtin: bool = False
 
 
 def hook_namespace(command_name: str) -> str:

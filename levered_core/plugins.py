@@ -32,15 +32,6 @@ from levered_core.plugin_api import (
 )
 
 CORE_DISTRIBUTION = "levered"
-#: The distributions shipped with levered (the core, ``plugins/levered-*`` and the server). They
-#: win every name clash against other distributions: a plugin cannot take over a built-in group
-#: or command by its name or by the order it was installed in (the site config's ``override``
-#: can). A list of names rather than a marker entry point, because any plugin could declare
-#: the marker, while a name can only be taken by replacing that distribution.
-BUILTIN_DISTRIBUTIONS = frozenset({
-    "levered", "levered-auth", "levered-config", "levered-dashboard", "levered-metrics", "levered-models",
-    "levered-optimizations", "levered-serve", "levered-warehouse", "levered-server",
-})
 
 
 def normalize(name: str) -> str:
@@ -131,6 +122,10 @@ class _Discovery:
         self.commands: dict[str, dict[str, Any]] = {}
         self.problems: list[dict[str, Any]] = []
         self.policy = _Policy()
+        # Distributions whose group is declared ``builtin`` (those shipped with levered): they win
+        # every name clash against other distributions, whatever their names or install order
+        # (the site config's ``override`` can decide otherwise). The core names none of them.
+        self.builtin_dists = {CORE_DISTRIBUTION}
 
     def _dist(self, namespace: str, ep: importlib.metadata.EntryPoint) -> importlib.metadata.Distribution | None:
         return self.owners.get((namespace, ep.name, ep.value))
@@ -162,6 +157,10 @@ class _Discovery:
             GROUPS_NAMESPACE, on_load_failure_callback=lambda _m, ep, exc: failures.__setitem__(ep.value, exc)
         )
         loaded = {ext.entry_point.value: ext for ext in manager}
+        for ext in loaded.values():
+            dist = self._dist(GROUPS_NAMESPACE, ext.entry_point)
+            if dist is not None and isinstance(ext.plugin, CommandGroup) and ext.plugin.builtin:
+                self.builtin_dists.add(normalize(dist.metadata["Name"]))
         entry_points = sorted(manager.list_entry_points(), key=self._group_order)
         for ep in entry_points:
             dist = self._dist(GROUPS_NAMESPACE, ep)
@@ -181,7 +180,7 @@ class _Discovery:
         dist = normalize(dist or "")
         if self.policy.override.get(name) == dist:
             return 0
-        return 1 if dist in BUILTIN_DISTRIBUTIONS else 2
+        return 1 if dist in self.builtin_dists else 2
 
     def _group_order(self, ep: importlib.metadata.EntryPoint) -> tuple[int, str, int, str]:
         dist = self._dist(GROUPS_NAMESPACE, ep)
@@ -194,7 +193,7 @@ class _Discovery:
         """The one-word commands of the built-in distributions (``whoami``), by distribution."""
         return {name: dist.metadata["Name"] for (namespace, name, _), dist in self.owners.items()
                 if namespace == COMMANDS_NAMESPACE and " " not in name.strip()
-                and normalize(dist.metadata["Name"]) in BUILTIN_DISTRIBUTIONS}
+                and normalize(dist.metadata["Name"]) in self.builtin_dists}
 
     def _check_group(self, record: dict[str, Any], group: Any) -> None:
         if not isinstance(group, CommandGroup):

@@ -2,4 +2,4 @@
 
 from levered_core.plugin_api import CommandGroup
 
-GROUP = CommandGroup("plugins", "List, install and uninstall plugins and command hooks", api_version=1)
+GROUP = CommandGroup("plugins", "List, install and uninstall plugins and command hooks", api_version=1, builtin=True)

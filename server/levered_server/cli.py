@@ -13,7 +13,7 @@ from typing import Any
 from levered_core.errors import LeveredError, UsageError
 from levered_core.plugin_api import Command, CommandGroup, Result, ShowOne
 
-GROUP = CommandGroup("server", "Run the Levered API server on this machine", api_version=1)
+GROUP = CommandGroup("server", "Run the Levered API server on this machine", api_version=1, builtin=True)
 
 
 def _absolute_dir(text: str) -> pathlib.Path:

@@ -6,4 +6,4 @@ runs (``levered_dashboard.app``).
 
 from levered_core.plugin_api import CommandGroup
 
-GROUP = CommandGroup("dashboard", "Watch optimizations learn in a live terminal view", api_version=1)
+GROUP = CommandGroup("dashboard", "Watch optimizations learn in a live terminal view", api_version=1, builtin=True)

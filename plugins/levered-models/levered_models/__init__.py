@@ -5,4 +5,4 @@ Its commands arrive with their issues; until then the group is installed and lis
 
 from levered_core.plugin_api import CommandGroup
 
-GROUP = CommandGroup("models", "Inspect and manage the bandit models behind optimizations", api_version=1)
+GROUP = CommandGroup("models", "Inspect and manage the bandit models behind optimizations", api_version=1, builtin=True)
