@@ -16,7 +16,7 @@ from levered_core import __version__, config, globalopts
 from levered_core import help as help_text
 from levered_core import manifest as manifest_module
 from levered_core.completion import CompleteLevered
-from levered_core.errors import ExitCode, PluginError, UsageError, describe, exit_code_for
+from levered_core.errors import ExitCode, LeveredError, PluginError, UsageError, describe, exit_code_for
 from levered_core.plugin_api import COMMANDS_NAMESPACE
 
 if TYPE_CHECKING:
@@ -210,8 +210,14 @@ class LeveredApp(cliff_app.App):
     def clean_up(self, cmd: Command, result: int, err: BaseException | None) -> None:
         self._failure = err
 
-    def unknown_command_error(self, argv: list[str]) -> UsageError:
-        """Return the usage error for ``argv``, which names no command: its group's commands or a guess."""
+    def unknown_command_error(self, argv: list[str]) -> LeveredError:
+        """Return the error for ``argv``, which names no command: a command that failed to load,
+        else a usage error with its group's commands or a guess."""
+        failed = self.manifest.get("failed_commands", {})
+        for words in (argv[:2], argv[:1]):
+            if " ".join(words) in failed:
+                return PluginError(f"{failed[' '.join(words)]}; see `levered plugins list`, "
+                                   "or run with --debug for the traceback")
         groups = self.manifest["groups"]
         if argv[0] in groups and argv[0] not in self.manifest["commands"]:
             verbs = [verb for verb, _ in help_text.group_commands(self.manifest, argv[0])]

@@ -121,6 +121,7 @@ class _Discovery:
         self.plugins: list[dict[str, Any]] = []
         self.commands: dict[str, dict[str, Any]] = {}
         self.problems: list[dict[str, Any]] = []
+        self.failed_commands: dict[str, str] = {}
         self.policy = _Policy()
         # Distributions whose group is declared ``builtin`` (those shipped with levered): they win
         # every name clash against other distributions, whatever their names or install order
@@ -238,15 +239,20 @@ class _Discovery:
                 owner = dist.metadata["Name"] if dist else "an unknown distribution"
                 self.problems.append({"message": f"command '{name}' of {owner} was skipped: the distribution "
                                       f"declares no command group in {GROUPS_NAMESPACE}", "traceback": None})
-            elif plugin["status"] in ("loaded", "clash"):
+            elif plugin["status"] in ("loaded", "clash", "partial"):
                 self._add_command(plugin, name, ep, loaded.get(ep.value), failures.get(ep.value))
 
     def _add_command(self, plugin: dict[str, Any], name: str, ep: importlib.metadata.EntryPoint,
                      factory: Any, error: BaseException | None) -> None:
         if error is not None or factory is None:
             message, trace = _failure(error) if error else ("did not load", None)
+            failure = f"command '{name}' failed to load: {message}"
             self.problems.append({"message": f"command '{name}' of {plugin['distribution']} failed to load: "
                                   f"{message}", "traceback": trace})
+            # The group still works; `plugins list` and the command itself say what is missing.
+            plugin["status"] = "partial"
+            plugin["error"] = f"{plugin['error']}; {failure}" if plugin["error"] else failure
+            self.failed_commands[name] = f"{failure} ({plugin['distribution']} {plugin['version']})"
             return
         existing = self.commands.get(name)
         if existing is not None:
@@ -306,6 +312,7 @@ class _Discovery:
             "commands": dict(sorted(self.commands.items())),
             "plugins": self.plugins,
             "hooks": self.hooks,
+            "failed_commands": self.failed_commands,
             "problems": self.problems,
         }
 

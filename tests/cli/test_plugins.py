@@ -113,6 +113,15 @@ def test_a_command_module_that_fails_is_skipped_alone(cli, install_plugin):
     run = cli("hello", "say", "Bo")
     assert run.exit_code == 0 and run.stdout == "hello, Bo\n"
     assert "command 'hello crash' of levered-hello failed to load: RuntimeError: bad build" in run.stderr
+    # The command itself, and plugins list, say what is missing (not "not a levered command").
+    crash = cli("hello", "crash")
+    assert crash.exit_code == 1
+    assert crash.stderr.splitlines()[-1].startswith(
+        "Error: command 'hello crash' failed to load: RuntimeError: bad build (levered-hello ")
+    listed = cli("plugins", "list", "--json").json
+    hello = next(p for p in listed["plugins"] if p["group"] == "hello")
+    assert hello["status"] == "partial" and hello["commands"] == ["hello say"]
+    assert hello["error"] == "command 'hello crash' failed to load: RuntimeError: bad build"
 
 
 def test_a_plugin_for_another_api_version_is_refused_clearly(cli, install_plugin):
