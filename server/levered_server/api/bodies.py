@@ -10,7 +10,7 @@ from fastapi import Request
 from pydantic import BaseModel
 
 from levered_server.errors import BadRequest, ValidationFailed
-from levered_server.schemas.common import nul_paths, validate
+from levered_server.schemas.common import nul_paths, surrogate_paths, validate
 
 M = TypeVar("M", bound=BaseModel)
 MIB = 1024 * 1024
@@ -74,35 +74,6 @@ def depth_of(value: Any) -> int:
             stack += [(sub, depth + 1) for sub in (item.values() if isinstance(item, dict)
                                                    else item)]
     return deepest
-
-
-def surrogate_paths(value: Any, path: str = "") -> list[str]:
-    """Paths of the strings (keys included) with a lone surrogate, which is not UTF-8 text."""
-    found: list[str] = []
-    stack: list[tuple[Any, str]] = [(value, path)]
-    while stack and len(found) < 50:
-        item, where = stack.pop()
-        if isinstance(item, str):
-            if not _utf8(item):
-                found.append(where)
-        elif isinstance(item, dict):
-            for key, sub in item.items():
-                inner = f"{where}.{key}" if where else str(key)
-                if _utf8(str(key)):
-                    stack.append((sub, inner))
-                else:
-                    found.append(inner.encode(errors="backslashreplace").decode())
-        elif isinstance(item, list):
-            stack += [(sub, f"{where}[{i}]") for i, sub in enumerate(item)]
-    return sorted(found)
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def json_body(model: type[M], *, max_bytes: int = MIB, allow_empty: bool = False,

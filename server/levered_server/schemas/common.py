@@ -120,6 +120,35 @@ def nul_paths(value: Any, path: str = "") -> list[str]:
     return found[:50]
 
 
+def surrogate_paths(value: Any, path: str = "") -> list[str]:
+    """Paths of the strings (keys included) with a lone surrogate, which is not UTF-8 text."""
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack and len(found) < 50:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if not _utf8(item):
+                found.append(where)
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                inner = f"{where}.{key}" if where else str(key)
+                if _utf8(str(key)):
+                    stack.append((sub, inner))
+                else:
+                    found.append(inner.encode(errors="backslashreplace").decode())
+        elif isinstance(item, list):
+            stack += [(sub, f"{where}[{i}]") for i, sub in enumerate(item)]
+    return sorted(found)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class WeightedEstimate(BaseModel):
     """A variant's mean reward over optimized traffic from the logged propensities (extension)."""
 

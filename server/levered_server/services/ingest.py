@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from levered_server.clock import canonical_uuid, new_id, parse_timestamp, utcnow
 from levered_server.errors import BadRequest, Forbidden, ManagedWarehouseRequired, Unavailable, WarehouseNotConnected
-from levered_server.schemas.common import nul_paths
+from levered_server.schemas.common import nul_paths, surrogate_paths
 from levered_server.services import design
 from levered_server.services.identity import Caller
 from levered_server.store.models import Lock, Optimization
@@ -91,32 +91,6 @@ def _timestamp(event: dict[str, Any], received: dt.datetime) -> dt.datetime:
                        f"timestamp {raw!r} is out of range once converted to UTC") from None
 
 
-def _surrogate_path(value: Any) -> str | None:
-    """The first path of a string (or key) holding a lone surrogate, which is not UTF-8 text."""
-    stack: list[tuple[Any, str]] = [(value, "")]
-    while stack:
-        item, where = stack.pop()
-        if isinstance(item, str) and not _encodable(item):
-            return where
-        if isinstance(item, dict):
-            for key, sub in item.items():
-                inner = f"{where}.{key}" if where else str(key)
-                if not _encodable(str(key)):
-                    return inner.encode(errors="backslashreplace").decode()
-                stack.append((sub, inner))
-        elif isinstance(item, list):
-            stack += [(sub, f"{where}[{i}]") for i, sub in enumerate(item)]
-    return None
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _common(event: Any, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise Rejected("invalid_field", "an event must be an object")
@@ -126,9 +100,9 @@ def _common(event: Any, allowed: set[str]) -> dict[str, Any]:
     bad = nul_paths(event)
     if bad:
         raise Rejected("invalid_field", f"{bad[0]} must not contain NUL characters")
-    where = _surrogate_path(event)
-    if where is not None:
-        raise Rejected("invalid_field", f"{where} is not valid Unicode (a lone surrogate such "
+    bad = surrogate_paths(event)
+    if bad:
+        raise Rejected("invalid_field", f"{bad[0]} is not valid Unicode (a lone surrogate such "
                        "as \\ud800); send UTF-8 text")
     return event
 
