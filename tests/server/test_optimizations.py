@@ -122,6 +122,22 @@ def test_factor_rules(org):
         {f"{p}.context_factors": "too_many"}
 
 
+def test_schema_errors_do_not_hide_the_other_problems(org):
+    # A one-level factor fails the schema; the unknown metric, the repeated factor name and the
+    # repeated level are still reported in the same answer (API.md 1.5), and nothing is stored.
+    p = "training_data_config"
+    body = hero("00000000-0000-4000-8000-000000000000", excluded_combinations=[])
+    body["training_data_config"]["design_factors"] = [
+        {"name": "a", "levels": ["x"]}, {"name": "a", "levels": ["x", "y", "x"]}]
+    before = (_count(org), _models(org))
+    assert field_codes(org.post("/api/v2/optimizations", json=body)) == {
+        f"{p}.design_factors[0].levels": "too_short", "reward_metric_id": "not_found",
+        f"{p}.design_factors[1].name": "duplicate", f"{p}.design_factors[1].levels[2]": "duplicate"}
+    body["reward_metric_id"] = "not-a-uuid"
+    assert field_codes(org.post("/api/v2/optimizations", json=body))["reward_metric_id"] == "format"
+    assert (_count(org), _models(org)) == before
+
+
 def test_too_many_combinations_message(org):
     m = make_metric(org)
     design = [{"name": f"f{i}", "levels": [str(j) for j in range(n)]}

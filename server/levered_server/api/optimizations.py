@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
-from levered_server.api.bodies import body_doc, json_body, read_json
+from levered_server.api.bodies import body_doc, read_json
 from levered_server.api.deps import Ctx
 from levered_server.api.params import parse_bool
 from levered_server.schemas.optimizations import (
@@ -37,12 +37,14 @@ def list_optimizations(ctx: Ctx, limit: Annotated[int, Query(ge=1, le=100)] = 10
 
 @router.post("", operation_id="createOptimization", status_code=201,
              response_model=OptimizationOut, openapi_extra=body_doc(OptimizationCreate))
-def create_optimization(
-        ctx: Ctx, body: Annotated[OptimizationCreate, Depends(json_body(OptimizationCreate))]
-) -> OptimizationOut:
+async def create_optimization(ctx: Ctx, request: Request) -> OptimizationOut:
     """Create a live optimization with an untrained model."""
-    return ctx.wrap(OptimizationOut, optimizations.create(runtime=ctx.runtime,
-                                                          org_id=ctx.org_id, body=body))
+    raw = await read_json(request)
+    from starlette.concurrency import run_in_threadpool
+
+    data = await run_in_threadpool(optimizations.create_from_json, runtime=ctx.runtime,
+                                   org_id=ctx.org_id, raw=raw)
+    return ctx.wrap(OptimizationOut, data)
 
 
 @router.get("/{optimization_id}", operation_id="getOptimization",
