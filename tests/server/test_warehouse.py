@@ -83,7 +83,7 @@ REFUSED = [
     ("SELECT 1; DROP TABLE rewards", None),
     ("COPY rewards TO '/tmp/levered-leak.csv'", "COPY"),
     ("ATTACH '/tmp/levered-other.duckdb' AS other", "ATTACH"),
-    ("INSTALL httpfs", "LOAD"),
+    ("INSTALL httpfs", "INSTALL"),  # DuckDB files it under LOAD; the user typed INSTALL
     ("LOAD httpfs", "LOAD"),
     ("SET enable_external_access = true", "SET"),
     ("PRAGMA enable_profiling", "PRAGMA"),

@@ -186,7 +186,9 @@ class DuckDBDriver(WarehouseDriver):
             raise NotReadOnly(None if len(statements) > 1 else "nothing")
         kind = statements[0].type.name
         if kind != "SELECT":
-            raise NotReadOnly(kind)
+            # DuckDB files INSTALL under LOAD: name the statement by the word the user typed.
+            word = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
+            raise NotReadOnly(word if word.isalpha() and word not in ("WITH", "FROM") else kind)
 
     def _run(self, con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None,
              timeout: float) -> duckdb.DuckDBPyConnection:
