@@ -87,6 +87,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    from levered_server.api.serve import ServeFastPath
+
+    app.add_middleware(ServeFastPath, runtime=runtime)
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 

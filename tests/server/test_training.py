@@ -232,7 +232,8 @@ def _wait_for_run(org, model_id: str, seconds: float = 20.0):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         model = org.get(f"/api/v2/models/{model_id}").json()
-        if model["last_run"] is not None:
+        # The run is recorded when it starts: wait for its end.
+        if model["last_run"] is not None and model["status"] != "training":
             return model
         time.sleep(0.1)
     raise AssertionError("no automatic training run")
