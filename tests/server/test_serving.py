@@ -197,3 +197,27 @@ def test_deleted_model_blocks_live_serving(server, org):
     assert created.status_code == 201 and created.json()["status"] == "untrained"
     assert_error(org.post(f"/api/v2/optimizations/{opt['id']}/model"), 409, "conflict")
     assert _serve(server, opt["id"], anonymous_id="a").status_code == 200
+
+
+def test_the_fast_path_takes_exactly_the_serve_requests():
+    from levered_server.api.serve import _served
+
+    def scope(method: str, path: str) -> dict:
+        return {"type": "http", "method": method, "path": path}
+
+    base = "/api/v2/optimizations"
+    assert _served(scope("POST", f"{base}/0b9c/serve")) == "0b9c"
+    assert _served(scope("POST", f"{base}/best-variant")) == ""
+    for method, path in [("OPTIONS", f"{base}/0b9c/serve"), ("GET", f"{base}/0b9c/serve"),
+                         ("POST", f"{base}/a/b/serve"), ("POST", f"{base}//serve"),
+                         ("POST", f"{base}/0b9c/serve/"), ("POST", base)]:
+        assert _served(scope(method, path)) is None, (method, path)
+    assert _served({"type": "websocket", "path": f"{base}/x/serve"}) is None
+
+
+def test_fast_path_errors_carry_the_envelope_and_request_id(server):
+    resp = server.client.post("/api/v2/optimizations/00000000-0000-4000-8000-000000000000/serve",
+                              json={"anonymous_id": "u1"})
+    body = resp.json()
+    assert resp.status_code == 404 and body["error"]["code"] == "not_found"
+    assert body["meta"]["request_id"] == resp.headers["x-request-id"]
