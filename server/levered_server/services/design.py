@@ -167,8 +167,12 @@ def _matches(variant: dict[str, Any], entry: dict[str, Any]) -> bool:
 def servable_variants(design: list[dict[str, Any]],
                       excluded: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
     """Combinations that match no excluded entry, by number."""
-    return [(n, v) for n, v in all_variants(design)
-            if not any(_matches(v, e) for e in excluded)]
+    return [(n, v) for n, v in all_variants(design) if not is_excluded(v, excluded)]
+
+
+def is_excluded(variant: dict[str, Any], excluded: list[dict[str, Any]]) -> bool:
+    """Whether a complete variant matches an excluded entry (without listing every variant)."""
+    return any(_matches(variant, e) for e in excluded)
 
 
 def variant_number(design: list[dict[str, Any]], variant: dict[str, Any]) -> int | None:

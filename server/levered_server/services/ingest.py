@@ -149,8 +149,7 @@ def _variant(event: dict[str, Any], opt: Optimization) -> tuple[dict[str, Any], 
             raise Rejected("invalid_variant", f"variant.{f['name']}: {json.dumps(value)} is "
                            f"not a level of {f['name']}")
     number = design.variant_number(factors, variant)
-    servable = {n for n, _ in design.servable_variants(factors, opt.excluded_combinations)}
-    if number not in servable:
+    if design.is_excluded(variant, opt.excluded_combinations):
         raise Rejected("invalid_variant", "variant is an excluded combination")
     assert number is not None
     return {n: variant[n] for n in names}, number
