@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from tests.server.conftest import PG_URL, pg_exec
+from tests.server.factories import connect_postgres
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="LEVERED_TEST_POSTGRES_URL not set")
 
@@ -17,11 +18,7 @@ def byo(org):
     pg_exec(f"CREATE SCHEMA {schema}")
     pg_exec(f"CREATE TYPE {schema}.mood AS ENUM ('sad', 'happy')")
     pg_exec(f"CREATE DOMAIN {schema}.score AS int4 CHECK (VALUE >= 0)")
-    body = {"provider": "postgres", "dataset_id": schema, "credentials": {
-        "host": "127.0.0.1", "port": 5432, "database": "test", "username": "postgres",
-        "sslmode": "disable"}}
-    resp = org.post("/api/v2/warehouse/connections", json=body)
-    assert resp.status_code == 200, resp.text
+    connect_postgres(org, schema)
     yield org
     org.post("/api/v2/warehouse/connections", json={"provider": "duckdb"})
     pg_exec(f"DROP SCHEMA {schema} CASCADE")
