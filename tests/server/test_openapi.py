@@ -22,14 +22,24 @@ def catalogue() -> list[tuple[str, str]]:
     return out
 
 
+def _template(path: str) -> str:
+    """A path with every `{parameter}` written `{}`, so contract and OpenAPI paths compare."""
+    return re.sub(r"\{[^}]+\}", "{}", path)
+
+
+def _by_template(doc: dict) -> dict:
+    """The OpenAPI document's operations by templated path."""
+    return {_template(p): ops for p, ops in doc["paths"].items()}
+
+
 @pytest.mark.skipif(not API_MD.exists(), reason="shared/reference/API.md not beside the repo")
 def test_every_catalogue_endpoint_is_documented(server):
     doc = server.client.get("/openapi.json").json()
-    paths = {re.sub(r"\{[^}]+\}", "{}", p): ops for p, ops in doc["paths"].items()}
+    paths = _by_template(doc)
     expected = [(m, p) for m, p in catalogue() if not p.startswith(OAUTH)]
     assert len(expected) >= 30
     missing = [(m, p) for m, p in expected
-               if m.lower() not in paths.get(re.sub(r"\{[^}]+\}", "{}", p), {})]
+               if m.lower() not in paths.get(_template(p), {})]
     assert missing == []
 
 
@@ -104,12 +114,12 @@ def _diff(doc: dict, schema: dict, example: object, where: str, out: list[str]) 
 @pytest.mark.skipif(not API_MD.exists(), reason="shared/reference/API.md not beside the repo")
 def test_response_schemas_match_the_contract_examples(server):
     doc = server.client.get("/openapi.json").json()
-    templated = {re.sub(r"\{[^}]+\}", "{}", p): ops for p, ops in doc["paths"].items()}
+    templated = _by_template(doc)
     examples = _examples()
     assert len(examples) >= 20
     problems: list[str] = []
     for method, path, body in examples:
-        op = templated[re.sub(r"\{[^}]+\}", "{}", path)][method.lower()]
+        op = templated[_template(path)][method.lower()]
         code = next(c for c in op["responses"] if c.startswith("2"))
         schema = op["responses"][code]["content"]["application/json"]["schema"]
         _diff(doc, schema, body, f"{method} {path}", problems)
@@ -155,12 +165,12 @@ def _documented_errors() -> list[tuple[str, str, set[str]]]:
 @pytest.mark.skipif(not API_MD.exists(), reason="shared/reference/API.md not beside the repo")
 def test_operations_declare_the_contract_error_responses(server):
     doc = server.client.get("/openapi.json").json()
-    templated = {re.sub(r"\{[^}]+\}", "{}", p): ops for p, ops in doc["paths"].items()}
+    templated = _by_template(doc)
     documented = _documented_errors()
     assert len(documented) >= 20
     missing = []
     for method, path, codes in documented:
-        op = templated[re.sub(r"\{[^}]+\}", "{}", path)][method.lower()]
+        op = templated[_template(path)][method.lower()]
         missing += [f"{method} {path} {c}" for c in sorted(codes - set(op["responses"]))]
     assert missing == []
 
