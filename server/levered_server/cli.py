@@ -109,12 +109,17 @@ class StartServer(Command):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         from levered_server import control
+        from levered_server.errors import StartRefused
 
         settings = _settings(parsed_args, host=parsed_args.host, port=parsed_args.port)
-        first = _initialize(settings)
-        if parsed_args.foreground:
-            control.run(settings)
-            return Result.text("Server stopped", {"running": False})
+        try:
+            control.preflight(settings)  # before anything is created, logged or spawned
+            first = _initialize(settings)
+            if parsed_args.foreground:
+                control.run(settings)
+                return Result.text("Server stopped", {"running": False})
+        except StartRefused as exc:
+            raise LeveredError(f"cannot start the server: {exc}") from None
         try:
             from levered_server import demo
 

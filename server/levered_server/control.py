@@ -1,7 +1,9 @@
 """Running the server: in the foreground, in the background, stopping it, its status.
 
 The `levered server start|stop|status` commands wrap `start_background`, `stop` and
-`status`; the state file `<data_dir>/server.json` says where a running server listens.
+`status`; the state file `<data_dir>/server.json` says where a running server listens. The
+serving process holds `<data_dir>/server.lock` (`datadir_lock.py`) from before it writes
+server.json until it exits, so a second server on the same data dir refuses to start.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from levered_server import __version__
+from levered_server import __version__, datadir_lock
 from levered_server.settings import Settings
 
 STATE_FILE = "server.json"
@@ -38,8 +40,65 @@ def _describe_db(settings: Settings) -> str:
     return url
 
 
+def _describe_warehouse(settings: Settings) -> str:
+    if not settings.embedded_warehouse:
+        return "none by default"
+    if settings.managed_engine == "postgres":
+        return "postgres (managed, a database per organization)"
+    return f"duckdb (embedded, {settings.warehouse_dir})"
+
+
+def preflight(settings: Settings) -> None:
+    """Refuse now what would not start: the data dir in use, a missing or wrong secret key.
+
+    :raises StartRefused: with a one-line reason (`DataDirInUse`, `KeyMismatch`, ...).
+    """
+    datadir_lock.check_free(settings.data_dir)
+    check_secret_key(settings)
+    check_managed_warehouse(settings)
+
+
+def check_managed_warehouse(settings: Settings) -> None:
+    """On PostgreSQL, check the server's user may create the managed warehouses.
+
+    :raises StartRefused: it may not (the message names what it lacks), or a bad setting.
+    """
+    from levered_server.warehouse.manager import check_managed_warehouse as check
+
+    check(settings)
+
+
+def check_secret_key(settings: Settings) -> None:
+    """Check the configured secret key against the state database (migrating it first).
+
+    :raises StartRefused: no usable key, or not the key of the stored credentials.
+    """
+    from levered_server.keycheck import verify_secret_key
+    from levered_server.secretbox import SecretBox
+    from levered_server.store import open_store
+
+    box = SecretBox.from_settings(settings)
+    store = open_store(settings.sqlalchemy_url)
+    try:
+        verify_secret_key(store, box)
+    finally:
+        store.dispose()
+
+
 def run(settings: Settings) -> None:
-    """Serve in this process until SIGINT/SIGTERM; keeps the state file while up."""
+    """Serve in this process until SIGINT/SIGTERM; holds the data dir's lock meanwhile.
+
+    :raises StartRefused: another process holds the data dir, or the secret key is wrong;
+        then nothing of the running server (server.json, its log) was touched.
+    """
+    lock = datadir_lock.acquire(settings.data_dir)
+    try:
+        _serve(settings)
+    finally:
+        lock.release()
+
+
+def _serve(settings: Settings) -> None:
     import uvicorn
 
     from levered_server.app import create_app
@@ -47,14 +106,15 @@ def run(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Here rather than in the app's lifespan, where uvicorn would log a traceback.
+    check_secret_key(settings)
+    check_managed_warehouse(settings)
     app = create_app(settings)
     path = state_path(settings.data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     state = {"pid": os.getpid(), "host": settings.host, "port": settings.port,
              "url": f"http://{_url_host(settings.host)}:{settings.port}",
              "version": __version__, "database": _describe_db(settings),
-             "warehouse": (f"duckdb (embedded, {settings.warehouse_dir})"
-                           if settings.embedded_warehouse else "none by default"),
+             "warehouse": _describe_warehouse(settings),
              "data_dir": str(settings.data_dir), "started_at": time.time()}
     path.write_text(json.dumps(state, indent=2))
     try:
@@ -112,8 +172,10 @@ def start_background(settings: Settings, *, wait: float = 30.0,
     """Start `python -m levered_server` detached, logging to `<data_dir>/server.log`.
 
     :returns: the `status()` once `/healthz` answers.
-    :raises RuntimeError: it is already running, or did not come up within `wait` seconds.
+    :raises RuntimeError: it is already running (`DataDirInUse` when a process holds the data
+        dir: checked before the log is opened), or did not come up within `wait` seconds.
     """
+    datadir_lock.check_free(settings.data_dir)
     current = status(settings.data_dir)
     if current["running"]:
         raise RuntimeError(f"already running at {current['url']} (pid {current['pid']})")

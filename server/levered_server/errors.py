@@ -107,3 +107,7 @@ class ValidationFailed(ApiError):
 def field_error(field: str, code: str, message: str) -> ValidationFailed:
     """Build a `422 validation_error` for a single field."""
     return ValidationFailed([{"field": field, "code": code, "message": message}])
+
+
+class StartRefused(RuntimeError):
+    """The server must not start; the message is one line for the operator (no traceback)."""

@@ -21,22 +21,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SQLAlchemy URL of PostgreSQL, e.g. postgresql+psycopg://u@h/db "
                         "(default: SQLite in the data dir)")
     p.add_argument("--log-level", help="debug, info, warning (default info)")
+    p.add_argument("--generate-secret-key", action="store_true",
+                   help="print a new random value for LEVERED_SECRET_KEY and exit")
     p.add_argument("--version", action="version", version=f"levered-server {__version__}")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse options, then serve until interrupted."""
+    """Parse options, then serve until interrupted.
+
+    A refused start (the data dir in use, no or the wrong secret key) is one line on stderr
+    and exit status 1.
+    """
     from levered_server.control import run
+    from levered_server.errors import StartRefused
     from levered_server.settings import settings_from_env
 
     args = build_parser().parse_args(argv)
+    if args.generate_secret_key:
+        from levered_server.secretbox import generate_secret
+
+        sys.stdout.write(generate_secret() + "\n")
+        return 0
     try:
         settings = settings_from_env(host=args.host, port=args.port, data_dir=args.data_dir,
                                      database_url=args.database_url, log_level=args.log_level)
-    except ValueError:
+    except ValueError as exc:
+        sys.stderr.write(f"levered-server: invalid setting: {exc}\n")
         return 2
-    run(settings)
+    try:
+        run(settings)
+    except StartRefused as exc:
+        sys.stderr.write(f"levered-server: {exc}\n")
+        return 1
     return 0
 
 

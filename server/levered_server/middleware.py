@@ -1,4 +1,5 @@
-"""Request ids, the request log, rate limits and the last-resort 500 (pure ASGI)."""
+"""Request ids, the replica header, the request log, rate limits and the last-resort 500
+(pure ASGI)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 
 from levered_server.clock import new_request_id
 from levered_server.ratelimit import SlidingWindow, client_ip
+from levered_server.replica import HEADER as REPLICA_HEADER
+from levered_server.replica import replica_id
 from levered_server.settings import Settings
 
 log = logging.getLogger("levered_server.request")
@@ -36,11 +39,14 @@ def bucket_of(method: str, path: str) -> str | None:
 
 
 class RequestContext:
-    """Give each request an id (header, `meta`, log), limit its rate, never leak a traceback."""
+    """Give each request an id (header, `meta`, log), say which replica answered (header),
+    limit its rate, never leak a traceback."""
 
     def __init__(self, app: Any, settings: Settings) -> None:
         self.app = app
         self.settings = settings
+        # Encoded once: every response, the serve fast path's too, passes through here.
+        self.replica = (REPLICA_HEADER, replica_id(settings).encode())
         self.buckets = {"api": SlidingWindow(settings.rate_limit_per_minute),
                         "serve": SlidingWindow(settings.serve_rate_limit_per_minute)}
 
@@ -52,7 +58,7 @@ class RequestContext:
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = {"code": 500, "sent": False}
-        extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode())]
+        extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode()), self.replica]
 
         async def send_wrapper(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":

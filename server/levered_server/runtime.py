@@ -1,4 +1,4 @@
-"""What a running app holds: settings, the store, warehouses, the exposure writer."""
+"""What a running app holds: settings, the store, warehouses, the serve log."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import gc
 import logging
 from typing import Any
 
+from levered_server.replica import Replica, startup_line
 from levered_server.secretbox import SecretBox
 from levered_server.settings import Settings
 from levered_server.store import Store, open_store
@@ -23,11 +24,14 @@ class Runtime:
         self.secrets: SecretBox | None = None
         self.warehouses: Any = None
         self.exposures: Any = None
+        self.serve_log: Any = None
         self.serve_cache: Any = None
         self.locks: Any = None
         self.versions: Any = None
         self.fits: Any = None
         self.trainer: Any = None
+        self.replica = Replica.of(settings)
+        self.started = False  # /readyz: true between the end of start() and stop()
 
     @property
     def store(self) -> Store:
@@ -38,16 +42,25 @@ class Runtime:
     def start(self) -> None:
         """Migrate the store, initialize on first start, start background writers."""
         from levered_server.bootstrap import ensure_initialized
+        from levered_server.keycheck import verify_secret_key
         from levered_server.services.fit_worker import FitPool
         from levered_server.services.scheduler import Trainer
         from levered_server.services.serve_cache import ServeCache
+        from levered_server.services.serve_log import ServeLog
         from levered_server.services.versions import VersionCache
-        from levered_server.store.locks import LockBuffer
-        from levered_server.warehouse.exposure_writer import ExposureWriter
+        from levered_server.store.locks import LockStore
         from levered_server.warehouse.manager import WarehouseManager
 
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # A missing or wrong secret key stops the start here, not as 500s on warehouse calls.
+        secrets = SecretBox.from_settings(self.settings)
         self._store = open_store(self.settings.sqlalchemy_url)
+        try:
+            verify_secret_key(self._store, secrets)
+        except Exception:
+            self._store.dispose()
+            raise
+        self.secrets = secrets
         self.first_start = ensure_initialized(store=self._store, settings=self.settings)
         if self.first_start:
             log.warning("first start: created organization %r and admin user %s "
@@ -56,32 +69,35 @@ class Runtime:
                         self.first_start["name"], self.first_start["admin_email"],
                         self.first_start["admin_password"], self.settings.public_url,
                         self.settings.data_dir)
-        self.secrets = SecretBox.for_settings(self.settings.secret_key, self.settings.data_dir)
         self.warehouses = WarehouseManager(self.settings, self._store, self.secrets)
+        self.warehouses.start()
         self.fits = FitPool()
         self.versions = VersionCache(self.fits)
         self.serve_cache = ServeCache(self._store, self.versions)
-        self.locks = LockBuffer(self._store)
-        self.exposures = ExposureWriter(self.warehouses, self.settings.exposure_flush_seconds,
-                                        before_flush=self.locks.flush)
-        self.exposures.start()
+        self.locks = LockStore(self._store)
+        self.serve_log = ServeLog(self.locks, self.warehouses,
+                                  write_behind_seconds=self.settings.serve_write_behind_seconds)
+        self.exposures = self.serve_log  # readers flush it so answered serves are visible
+        self.serve_log.start()
         _tune_gc()
         self.trainer = Trainer(self)
         self.trainer.start()
+        self.started = True
+        log.info("%s", startup_line(self.settings, self.replica))
 
     def stop(self) -> None:
         """Stop automatic training, flush queued exposures, then close connections."""
+        self.started = False
         if self.trainer is not None:
             self.trainer.stop()
         if self.serve_cache is not None:
             self.serve_cache.close()
         if self.fits is not None:
             self.fits.close()
-        if self.exposures is not None:
-            self.exposures.stop()
-        from levered_server.warehouse.duckdb_driver import close_writers
-
-        close_writers()
+        if self.serve_log is not None:
+            self.serve_log.stop()
+        if self.warehouses is not None:
+            self.warehouses.close()
         if self._store is not None:
             self._store.dispose()
 

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+MANAGED_ENGINES = ("duckdb", "postgres")
+
 
 def default_data_dir() -> Path:
     """Return `$LEVERED_HOME/server`, or `~/.levered/server`."""
@@ -41,6 +43,33 @@ def _scale(raw: str) -> float:
     if not 0 < value <= 4:
         raise ValueError(f"must be a number in (0, 4], got {raw!r}")
     return value
+
+
+def _seconds(value: str) -> float:
+    n = float(value)
+    if not 0 <= n <= 60:
+        raise ValueError(f"must be 0-60 seconds: {value!r}")
+    return n
+
+
+def _engine(value: str) -> str:
+    engine = value.strip().lower()
+    if engine not in MANAGED_ENGINES:
+        raise ValueError(f"one of {', '.join(MANAGED_ENGINES)}, got {value!r}")
+    return engine
+
+
+def is_postgres_url(url: str) -> bool:
+    """Whether a SQLAlchemy URL names PostgreSQL (`postgresql://`, `postgresql+psycopg://`…)."""
+    return url.split(":", 1)[0].split("+", 1)[0].lower() in ("postgresql", "postgres")
+
+
+def _replica_id(value: str) -> str:
+    # It goes into a response header: visible ASCII only.
+    text = value.strip()
+    if not re.fullmatch(r"[!-~]{1,200}", text):
+        raise ValueError(f"1-200 visible ASCII characters without spaces, got {value!r}")
+    return text
 
 
 def _threads(value: str) -> int:
@@ -82,13 +111,26 @@ class Settings:
     warehouse_threads: int = dataclasses.field(default_factory=default_warehouse_threads)
     cors_origins: tuple[str, ...] = ()
     embedded_warehouse: bool = True
+    # The managed warehouse's engine (None: postgres when the state database is PostgreSQL,
+    # else duckdb) and the PostgreSQL server holding it (None: the state database's server).
+    managed_warehouse: str | None = None
+    warehouse_url: str | None = None
     # API.md 1.3: managing API keys needs a login session (an access token); an
     # API key gets 403. True restores the pre-OAuth behaviour (keys manage keys).
     api_keys_manage_keys: bool = False
     admin_email: str = "admin@localhost"
     org_name: str = "Default"
-    exposure_flush_seconds: float = 0.5
+    # 0: a serve is acknowledged once its lock and exposure are committed (services/serve_log).
+    # > 0: acknowledged at once and committed every that many seconds (a crash loses them).
+    serve_write_behind_seconds: float = 0.0
     secret_key: str | None = None
+    # The secret key from a file (a mounted secret), and older keys that still open stored
+    # credentials during a rotation (secretbox.py, keycheck.py).
+    secret_key_file: Path | None = None
+    secret_key_previous: tuple[str, ...] = ()
+    # Names this process in `X-Levered-Replica`, /healthz, /readyz and the log (replica.py);
+    # None: `<hostname>:<port>`.
+    replica_id: str | None = None
     log_level: str = "info"
     access_log: bool = True
 
@@ -103,6 +145,25 @@ class Settings:
     def warehouse_dir(self) -> Path:
         """Directory holding one embedded DuckDB database per organization."""
         return self.data_dir / "warehouse"
+
+    @property
+    def managed_engine(self) -> str:
+        """`duckdb` or `postgres`: `managed_warehouse`, else postgres with a PostgreSQL state."""
+        if self.managed_warehouse:
+            return self.managed_warehouse
+        return "postgres" if is_postgres_url(self.sqlalchemy_url) else "duckdb"
+
+    @property
+    def managed_warehouse_url(self) -> str:
+        """The PostgreSQL server of the managed warehouses: `warehouse_url`, else the state's.
+
+        :raises ValueError: neither is a PostgreSQL URL.
+        """
+        url = self.warehouse_url or self.sqlalchemy_url
+        if not is_postgres_url(url):
+            raise ValueError("LEVERED_MANAGED_WAREHOUSE=postgres needs LEVERED_WAREHOUSE_URL "
+                             "or a PostgreSQL LEVERED_DATABASE_URL")
+        return url
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed."""
@@ -129,10 +190,16 @@ _ENV: dict[str, tuple[str, Any]] = {
     "LEVERED_WAREHOUSE_THREADS": ("warehouse_threads", _threads),
     "LEVERED_CORS_ORIGINS": ("cors_origins", _list),
     "LEVERED_EMBEDDED_WAREHOUSE": ("embedded_warehouse", _bool),
+    "LEVERED_MANAGED_WAREHOUSE": ("managed_warehouse", _engine),
+    "LEVERED_WAREHOUSE_URL": ("warehouse_url", str),
     "LEVERED_API_KEYS_MANAGE_KEYS": ("api_keys_manage_keys", _bool),
     "LEVERED_ADMIN_EMAIL": ("admin_email", str),
     "LEVERED_ORG_NAME": ("org_name", str),
     "LEVERED_SECRET_KEY": ("secret_key", str),
+    "LEVERED_SECRET_KEY_FILE": ("secret_key_file", lambda v: Path(v).expanduser()),
+    "LEVERED_SECRET_KEY_PREVIOUS": ("secret_key_previous", _list),
+    "LEVERED_REPLICA_ID": ("replica_id", _replica_id),
+    "LEVERED_SERVE_WRITE_BEHIND_SECONDS": ("serve_write_behind_seconds", _seconds),
     "LEVERED_LOG_LEVEL": ("log_level", str),
     "LEVERED_ACCESS_LOG": ("access_log", _bool),
 }

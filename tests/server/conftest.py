@@ -1,11 +1,10 @@
-"""Fixtures: the real app on real SQLite (and PostgreSQL when LEVERED_TEST_POSTGRES_URL is set)
+"""Fixtures: the real app on real SQLite (and PostgreSQL wherever it answers: tests/pg.py)
 and real DuckDB; each test gets its own organization, so tests never see each other's rows."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -23,8 +22,9 @@ from levered_server.app import create_app
 from levered_server.bootstrap import create_organization
 from levered_server.services.identity import create_api_key
 from levered_server.settings import Settings
+from tests.pg import PG_URL
 
-PG_URL = os.environ.get("LEVERED_TEST_POSTGRES_URL")
+TEST_SECRET_KEY = "levered-test-secret-key"  # PostgreSQL state needs a configured key
 BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
 
 
@@ -50,15 +50,37 @@ def database_url(backend: str) -> Iterator[str | None]:
     try:
         yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
     finally:
+        drop_managed_warehouses(schema)
         pg_exec(f"DROP SCHEMA {schema} CASCADE")
 
 
+def drop_managed_warehouses(schema: str) -> None:
+    """Drop the PostgreSQL managed warehouses (database, reader role) of the schema's
+    organizations."""
+    import sqlalchemy
+
+    from levered_server.warehouse.pg_provision import database_name, reader_role
+
+    engine = sqlalchemy.create_engine(PG_URL, isolation_level="AUTOCOMMIT")  # type: ignore
+    with engine.connect() as conn:
+        try:
+            orgs = conn.execute(sqlalchemy.text(f"SELECT id FROM {schema}.organizations")).scalars()
+        except sqlalchemy.exc.ProgrammingError:  # never migrated
+            orgs = []
+        for org_id in list(orgs):
+            conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {database_name(org_id)} "
+                                         "WITH (FORCE)"))
+            conn.execute(sqlalchemy.text(f"DROP ROLE IF EXISTS {reader_role(org_id)}"))
+    engine.dispose()
+
+
 def make_settings(data_dir: Path, url: str | None, **changes: Any) -> Settings:
-    """Settings for tests: no rate limits, fast exposure flushes."""
+    """Settings for tests: no rate limits."""
     # Most tests drive /api-keys with an API key; test_oauth checks the default (403).
     base = Settings(data_dir=data_dir, database_url=url, rate_limit_per_minute=0,
-                    serve_rate_limit_per_minute=0, exposure_flush_seconds=0.05,
-                    query_timeout_seconds=10, api_keys_manage_keys=True)
+                    serve_rate_limit_per_minute=0,
+                    query_timeout_seconds=10, api_keys_manage_keys=True,
+                    secret_key=TEST_SECRET_KEY if url else None)
     return base.replace(**changes)
 
 

@@ -91,9 +91,10 @@ def _resolve(doc: dict, schema: dict) -> dict:
 
 
 # Fields this server adds beyond the contract's examples (proposed for the contract in the notes):
-# the propensity-weighted estimates of results (issue 4).
+# the propensity-weighted estimates of results (issue 4), and the engine of a warehouse
+# connection (the managed `duckdb` runs on DuckDB or PostgreSQL, docs/server.md).
 EXTENSIONS = {"propensity_weighted", "best_vs_baseline_weighted_percent",
-              "best_vs_baseline_weighted_interval"}
+              "best_vs_baseline_weighted_interval", "engine"}
 
 
 def _diff(doc: dict, schema: dict, example: object, where: str, out: list[str]) -> None:

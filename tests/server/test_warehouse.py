@@ -19,6 +19,11 @@ def seeded(org):
     return org
 
 
+def _engine(org):
+    """`duckdb` or `postgres`: the managed warehouse's engine (the connection's extension)."""
+    return org.get("/api/v2/warehouse/connections").json()["connection"]["engine"]
+
+
 def _rows(org, sql="SELECT count(*) AS n FROM rewards"):
     resp = org.post("/api/v2/warehouse/query", json={"sql": sql})
     assert resp.status_code == 200, resp.text
@@ -28,10 +33,12 @@ def _rows(org, sql="SELECT count(*) AS n FROM rewards"):
 def test_new_org_has_the_managed_connection(org):
     conn = org.get("/api/v2/warehouse/connections").json()["connection"]
     assert conn["provider"] == "duckdb" and conn["managed"] is True
+    assert conn["engine"] == org.server.runtime.settings.managed_engine
     assert conn["dataset_id"] == "managed_dw" and conn["project_id"] is None
     assert conn["exposures_table"] == "managed_dw.exposures"
     status = org.get("/api/v2/warehouse/status").json()
     assert status["connected"] is True and status["connection_id"] == conn["id"]
+    assert status["engine"] == conn["engine"]
     assert status["warehouse_message"] is None and status["latency_ms"] >= 0
     test = org.post("/api/v2/warehouse/connections/test").json()
     assert test["ok"] is True and test["provider"] == "duckdb"
@@ -47,7 +54,8 @@ def test_tables_columns_preview(seeded):
     assert [c["name"] for c in cols["columns"]] == [
         "reward_id", "anonymous_id", "name", "value", "timestamp_utc", "organization_id",
         "optimization_id", "properties", "idempotency_key", "created_at"]
-    assert cols["columns"][3] == {"name": "value", "type": "DOUBLE", "nullable": True}
+    double = {"duckdb": "DOUBLE", "postgres": "DOUBLE PRECISION"}[_engine(seeded)]
+    assert cols["columns"][3] == {"name": "value", "type": double, "nullable": True}
     prev = seeded.get("/api/v2/warehouse/tables/managed_dw.rewards/preview",
                       params={"limit": 3}).json()
     assert prev["row_count"] == 3 and prev["truncated"] is True
@@ -61,9 +69,10 @@ def test_tables_columns_preview(seeded):
 
 def test_query_results_follow_the_result_set_rules(seeded):
     resp = seeded.post("/api/v2/warehouse/query", json={
-        "sql": "SELECT name, count(*) AS n, 1 AS n, 9007199254740993 AS big, 'NaN'::DOUBLE AS f, "
+        "sql": "SELECT name, count(*) AS n, 1 AS n, 9007199254740993 AS big, "
+               "'NaN'::DOUBLE PRECISION AS f, "
                "DATE '2026-01-02' AS d, TIMESTAMPTZ '2026-01-02 03:04:05+00' AS tz, "
-               "'{\"a\": [1]}'::JSON AS j FROM rewards GROUP BY name ORDER BY n DESC",
+               "'{\"a\": [1]}'::JSON AS j FROM rewards GROUP BY name ORDER BY 2 DESC",
         "limit": 1})
     body = resp.json()
     assert resp.status_code == 200, body
@@ -103,19 +112,26 @@ def test_writes_and_escapes_are_refused_and_change_nothing(seeded, sql, kind):
     assert seeded.get("/api/v2/warehouse/tables").json()["tables"] == tables
 
 
-@pytest.mark.parametrize("sql", [
-    "SELECT * FROM read_csv('/etc/passwd')",
-    "SELECT * FROM read_text('/etc/hostname')",
-    "SELECT * FROM 'https://example.invalid/x.parquet'",
+@pytest.mark.parametrize("engine,sql", [
+    ("duckdb", "SELECT * FROM read_csv('/etc/passwd')"),
+    ("duckdb", "SELECT * FROM read_text('/etc/hostname')"),
+    ("duckdb", "SELECT * FROM 'https://example.invalid/x.parquet'"),
+    # PostgreSQL: the reader role lacks the privileges, and its transaction is read-only.
+    ("postgres", "SELECT pg_read_file('/etc/passwd')"),
+    ("postgres", "SELECT * FROM pg_ls_dir('/')"),
+    ("postgres", "SELECT lo_import('/etc/hostname')"),
 ])
-def test_connection_refuses_file_and_network_access(seeded, sql):
+def test_connection_refuses_file_and_network_access(seeded, engine, sql):
+    if _engine(seeded) != engine:
+        pytest.skip(f"a {engine} function")
     err = assert_error(seeded.post("/api/v2/warehouse/query", json={"sql": sql}), 400,
                        "read_only_violation")
     assert "root:" not in err["message"]
 
 
 def test_connection_itself_refuses_writes(seeded, server):
-    # Below the statement check: the DuckDB connection user SQL runs on is read_only.
+    # Below the statement check: the connection user SQL runs on is read-only (DuckDB
+    # read_only; PostgreSQL the organization's reader role in a read-only transaction).
     driver = server.runtime.warehouses.managed(seeded.id)
     from levered_server.warehouse.base import NotReadOnly
 
@@ -125,10 +141,16 @@ def test_connection_itself_refuses_writes(seeded, server):
 
 
 def test_invalid_sql_and_validation(seeded):
-    err = assert_error(seeded.post("/api/v2/warehouse/query", json={"sql": "SELEC 1"}), 422,
-                       "invalid_sql")
-    assert err["details"]["provider"] == "duckdb" and "syntax" in \
-        err["details"]["warehouse_message"].lower()
+    for sql in ("SELEC 1", "SELECT 1 +"):
+        resp = seeded.post("/api/v2/warehouse/query", json={"sql": sql})
+        if sql == "SELEC 1" and _engine(seeded) == "postgres":
+            # PostgreSQL's statement check reads the first keyword, not a full parse.
+            assert assert_error(resp, 400, "read_only_violation")["details"] == \
+                {"statement_type": "SELEC"}
+            continue
+        err = assert_error(resp, 422, "invalid_sql")
+        assert err["details"]["provider"] == "duckdb" and "syntax" in \
+            err["details"]["warehouse_message"].lower()
     err = assert_error(seeded.post("/api/v2/warehouse/query",
                                    json={"sql": "SELECT * FROM nowhere"}), 422, "invalid_sql")
     assert "nowhere" in err["details"]["warehouse_message"]

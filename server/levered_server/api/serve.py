@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -10,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from levered_server.api.bodies import body_doc, read_json
 from levered_server.api.deps import PublicCtx
-from levered_server.errors import ApiError
+from levered_server.errors import ApiError, Unavailable
 from levered_server.middleware import error_payload
 from levered_server.runtime import Runtime
 from levered_server.schemas.serving import BestVariantRequest, ServeOut, ServeRequest
@@ -31,9 +32,20 @@ async def respond(runtime: Runtime, request: Request, optimization_id: str | Non
     # Inline on the event loop: with a warm snapshot the only I/O is one indexed lock
     # lookup; a thread hop costs more than that (see docs/server.md, bench/serve). Stale
     # snapshots are refreshed and new versions rebuilt behind, never here (serve_cache.py).
-    result = serving.decide(runtime=runtime,
-                            optimization_id=optimization_id or parsed["optimization_id"],
-                            request=parsed, record_exposure=optimization_id is not None)
+    decision = serving.decide(runtime=runtime,
+                              optimization_id=optimization_id or parsed["optimization_id"],
+                              request=parsed, record_exposure=optimization_id is not None)
+    result = decision.result
+    if decision.write is not None:
+        # Acknowledge only what is committed (services/serve_log.py): the wait is the group
+        # commit, off the event loop.
+        future = runtime.serve_log.submit(decision.write)
+        try:
+            held = future.result() if future.done() else await asyncio.wrap_future(future)
+        except Exception:  # noqa: BLE001 - the store's error is logged by the writer
+            raise Unavailable("Recording the serve failed, so it was not acknowledged; retry "
+                              "(the user keeps any variant already stored).") from None
+        result = decision.final(held)
     # Built by hand: this is the hot path, and the shape is `ServeOut`.
     meta = {"request_id": request.state.request_id, "organization_id": None}
     return JSONResponse({**result, "meta": meta}, headers=CORS)

@@ -27,6 +27,8 @@ class ConnectionPublic(BaseModel):
     dataset_id: str | None
     exposures_table: str | None
     managed: bool
+    # Extension: what runs the SQL; the managed warehouse is `duckdb` or `postgres`.
+    engine: str
     created_at: str
     updated_at: str
 
@@ -52,6 +54,7 @@ class WarehouseStatus(BaseModel):
     connected: bool
     provider: str | None
     managed: bool | None
+    engine: str | None  # extension, as in ConnectionPublic
     connection_id: str | None
     project_id: str | None
     dataset_id: str | None

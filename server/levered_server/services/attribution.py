@@ -126,7 +126,7 @@ def _prepared(runtime: Any, org_id: str, optimization_id: str,
     opt, metric = _load(runtime, org_id, optimization_id)
     driver = _driver(runtime, org_id)
     timeout = runtime.settings.query_timeout_seconds
-    with translated(driver.provider, rejected=WarehouseError,
+    with translated(driver.api_provider, rejected=WarehouseError,
                     rejected_prefix="The metric SQL failed"):
         columns = _metric_columns(driver, opt, metric, timeout)
         sql, params = build(driver, opt, metric, columns, timeout)
@@ -138,7 +138,7 @@ def observations(*, runtime: Any, org_id: str, optimization_id: str, page: int,
     """One page of observations, newest exposure first."""
     driver, opt, metric, sql, params = prepare(runtime, org_id, optimization_id)
     timeout = runtime.settings.query_timeout_seconds
-    with translated(driver.provider, rejected=WarehouseError,
+    with translated(driver.api_provider, rejected=WarehouseError,
                     rejected_prefix="The observation query failed"):
         total = driver.query(sql + " SELECT count(*) AS n FROM e", limit=1, params=params,
                              timeout=timeout).rows[0]["n"]

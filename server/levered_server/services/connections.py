@@ -20,12 +20,18 @@ TEST_TIMEOUT = 10.0
 STATUS_TIMEOUT = 5.0
 
 
-def public(row: WarehouseConnection) -> dict[str, Any]:
+def engine_of(runtime: Any, provider: str) -> str:
+    """What runs the connection's SQL (extension): the managed warehouse (`duckdb` in the
+    contract) is on DuckDB or PostgreSQL per the server's settings; others are themselves."""
+    return str(runtime.settings.managed_engine) if provider == "duckdb" else provider
+
+
+def public(row: WarehouseConnection, engine: str) -> dict[str, Any]:
     """The connection object; credentials never leave the server."""
     return {"id": row.id, "provider": row.provider, "project_id": row.project_id,
             "dataset_id": row.dataset_id, "exposures_table": row.exposures_table,
-            "managed": row.provider == "duckdb", "created_at": iso_s(row.created_at),
-            "updated_at": iso_s(row.updated_at)}
+            "managed": row.provider == "duckdb", "engine": engine,
+            "created_at": iso_s(row.created_at), "updated_at": iso_s(row.updated_at)}
 
 
 def _str(errors: FieldErrors, creds: dict[str, Any], key: str, *, required: bool,
@@ -157,7 +163,7 @@ def save(*, runtime: Any, org_id: str, data: dict[str, Any]) -> tuple[dict[str, 
         row.dataset_id, row.exposures_table = fields["dataset_id"], fields["exposures_table"]
         row.credentials_encrypted, row.updated_at = sealed, now
         s.flush()
-        result = public(row), created
+        result = public(row, engine_of(runtime, row.provider)), created
     runtime.serve_cache.invalidate()  # whether serving records exposures may have changed
     return result
 
@@ -166,7 +172,7 @@ def get(*, runtime: Any, org_id: str) -> dict[str, Any] | None:
     """The organization's connection, or None."""
     with runtime.store.session(org_id) as s:
         row = s.scalars(select(WarehouseConnection)).first()
-        return public(row) if row is not None else None
+        return public(row, engine_of(runtime, row.provider)) if row is not None else None
 
 
 def test(*, runtime: Any, org_id: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -189,15 +195,16 @@ def status(*, runtime: Any, org_id: str) -> dict[str, Any]:
     checked = iso_s(utcnow())
     with runtime.store.session(org_id) as s:
         row = s.scalars(select(WarehouseConnection)).first()
-        conn = public(row) if row is not None else None
+        conn = public(row, engine_of(runtime, row.provider)) if row is not None else None
         config = runtime.warehouses.config_of(row) if row is not None else None
     if conn is None or config is None:
-        return {"connected": False, "provider": None, "managed": None, "connection_id": None,
-                "project_id": None, "dataset_id": None, "exposures_table": None,
-                "latency_ms": None, "warehouse_message": None, "checked_at": checked}
+        return {"connected": False, "provider": None, "managed": None, "engine": None,
+                "connection_id": None, "project_id": None, "dataset_id": None,
+                "exposures_table": None, "latency_ms": None, "warehouse_message": None,
+                "checked_at": checked}
     message, latency = _probe(runtime, config, STATUS_TIMEOUT)
     return {"connected": message is None, "provider": conn["provider"],
-            "managed": conn["managed"], "connection_id": conn["id"],
+            "managed": conn["managed"], "engine": conn["engine"], "connection_id": conn["id"],
             "project_id": conn["project_id"], "dataset_id": conn["dataset_id"],
             "exposures_table": conn["exposures_table"], "latency_ms": latency,
             "warehouse_message": message, "checked_at": checked}

@@ -26,7 +26,7 @@ def _cap(result: ResultSet) -> ResultSet:
 def tables(*, runtime: Any, org_id: str) -> dict[str, Any]:
     """Tables and views of the connection's dataset, sorted by name."""
     driver = driver_for(runtime, org_id)
-    with translated(driver.provider):
+    with translated(driver.api_provider):
         found = driver.tables(timeout=runtime.settings.query_timeout_seconds)
     return {"dataset_id": driver.dataset, "tables": found}
 
@@ -35,7 +35,7 @@ def columns(*, runtime: Any, org_id: str, table: str) -> dict[str, Any]:
     """Columns of one table, in table order."""
     driver = driver_for(runtime, org_id)
     timeout = runtime.settings.query_timeout_seconds
-    with translated(driver.provider, table=table, dataset=driver.dataset):
+    with translated(driver.api_provider, table=table, dataset=driver.dataset):
         schema, name = driver.resolve_table(table, timeout=timeout)
         cols = driver.columns(schema, name, timeout=timeout)
     return {"table": name, "columns": cols}
@@ -45,7 +45,7 @@ def preview(*, runtime: Any, org_id: str, table: str, limit: int) -> dict[str, A
     """The first rows of a table; the name is resolved in the catalog, then quoted."""
     driver = driver_for(runtime, org_id)
     timeout = runtime.settings.query_timeout_seconds
-    with translated(driver.provider, table=table, dataset=driver.dataset):
+    with translated(driver.api_provider, table=table, dataset=driver.dataset):
         schema, name = driver.resolve_table(table, timeout=timeout)
         sql = f"SELECT * FROM {driver.quote(schema)}.{driver.quote(name)} LIMIT {limit + 1}"
         result = _cap(driver.query(sql, limit=limit, timeout=timeout))
@@ -56,7 +56,7 @@ def preview(*, runtime: Any, org_id: str, table: str, limit: int) -> dict[str, A
 def query(*, runtime: Any, org_id: str, sql: str, limit: int) -> dict[str, Any]:
     """One read-only query: statement check, then a connection that cannot write."""
     driver = driver_for(runtime, org_id)
-    with translated(driver.provider):
+    with translated(driver.api_provider):
         driver.check_read_only(sql)
         result = _cap(driver.query(sql, limit=limit,
                                    timeout=runtime.settings.query_timeout_seconds))

@@ -8,7 +8,6 @@ import logging
 import math
 from typing import Any
 
-import duckdb
 from sqlalchemy import select
 
 from levered_server.clock import canonical_uuid, new_id, parse_timestamp, utcnow
@@ -18,7 +17,6 @@ from levered_server.services import design
 from levered_server.services.identity import Caller
 from levered_server.store.models import Lock, Optimization
 from levered_server.warehouse.base import WarehouseFailure
-from levered_server.warehouse.exposure_writer import insert_exposures, insert_rows
 
 log = logging.getLogger("levered_server.ingest")
 MAX_EVENTS = 500
@@ -28,9 +26,6 @@ EXPOSURE_FIELDS = {"anonymous_id", "optimization_id", "variant", "context", "tim
                    "idempotency_key", "exposure_id", "in_holdout", "propensity"}
 REWARD_FIELDS = {"anonymous_id", "name", "value", "timestamp", "optimization_id", "properties",
                  "idempotency_key"}
-REWARD_COLUMNS = ("reward_id", "anonymous_id", "name", "value", "timestamp_utc",
-                  "organization_id", "optimization_id", "properties", "idempotency_key",
-                  "created_at")
 
 
 class Rejected(Exception):
@@ -237,7 +232,7 @@ def _default_propensities(runtime: Any, org_id: str, rows: list[dict[str, Any]])
     pending = [r for r in rows if r["propensity"] is None]
     if not pending:
         return
-    runtime.locks.flush()
+    runtime.serve_log.flush()
     with runtime.store.session(org_id) as s:
         locks = {(lk.optimization_id, lk.anonymous_id): lk for lk in s.scalars(select(Lock).where(
             Lock.anonymous_id.in_({r["anonymous_id"] for r in pending}))).all()}
@@ -267,7 +262,7 @@ def ingest(*, runtime: Any, caller: Caller, driver: Any, events: list[Any], kind
         runtime.exposures.flush(org_id)  # so serve-recorded exposure ids are seen
     try:
         duplicates = _write(driver, kind, rows)
-    except (WarehouseFailure, duckdb.Error, OSError):  # transient: nothing was written
+    except (WarehouseFailure, OSError):  # transient: nothing was written
         log.exception("ingesting %d %s failed", len(rows), kind)
         raise Unavailable("Writing the events failed; nothing was written. Retry the batch.") \
             from None
@@ -277,30 +272,9 @@ def ingest(*, runtime: Any, caller: Caller, driver: Any, events: list[Any], kind
 
 
 def _write(driver: Any, kind: str, rows: list[dict[str, Any]]) -> int:
+    """Store the rows not seen before (idempotency key, explicit exposure id); the number of
+    duplicates. The managed driver's engine decides how (see `warehouse.managed_tables`)."""
     if not rows:
         return 0
-    table = "managed_dw.exposures" if kind == "exposures" else "managed_dw.rewards"
-    with driver.writer() as con:
-        keys = [r["idempotency_key"] for r in rows if r["idempotency_key"]]
-        seen_keys = {k for (k,) in con.execute(
-            f"SELECT DISTINCT idempotency_key FROM {table} "
-            "WHERE list_contains(?, idempotency_key)", [keys]).fetchall()} if keys else set()
-        ids = [r["exposure_id"] for r in rows if r.get("_explicit_id")]
-        seen_ids = {k for (k,) in con.execute(
-            "SELECT DISTINCT exposure_id FROM managed_dw.exposures "
-            "WHERE list_contains(?, exposure_id)", [ids]).fetchall()} if ids else set()
-        fresh = []
-        for r in rows:
-            key, rid = r["idempotency_key"], r.get("exposure_id")
-            if (key and key in seen_keys) or (r.get("_explicit_id") and rid in seen_ids):
-                continue
-            if key:
-                seen_keys.add(key)
-            if r.get("_explicit_id"):
-                seen_ids.add(rid)
-            fresh.append(r)
-        if kind == "exposures":
-            insert_exposures(con, fresh)
-        else:
-            insert_rows(con, table, REWARD_COLUMNS, fresh)
-    return len(rows) - len(fresh)
+    duplicates: int = driver.ingest(kind, rows)
+    return duplicates

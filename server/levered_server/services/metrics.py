@@ -84,13 +84,13 @@ def create(*, runtime: Any, org_id: str, body: MetricCreate) -> dict[str, Any]:
     errors.raise_if_any()
     driver = driver_for(runtime, org_id)
     start = utcnow() - dt.timedelta(days=1)
-    with translated(driver.provider, rejected=InvalidMetricSql,
+    with translated(driver.api_provider, rejected=InvalidMetricSql,
                     rejected_prefix="The warehouse rejected the metric SQL"):
         driver.check_read_only(body.sql)
         sql, params = bound_sql(driver, body.sql, start)
         columns = driver.describe(sql, params=params,
                                   timeout=runtime.settings.query_timeout_seconds)
-    _check_columns(columns, mapping, driver.provider)
+    _check_columns(columns, mapping, driver.api_provider)
     metric = Metric(id=new_id(), name=body.name, sql=body.sql,
                     anonymous_id_column=mapping["anonymous_id"],
                     timestamp_column=mapping["timestamp"], value_column=mapping["value"],
@@ -149,7 +149,7 @@ def preview(*, runtime: Any, org_id: str, metric_id: str, limit: int,
     with runtime.store.session(org_id) as s:
         metric = public(get_row(s, metric_id))
     driver = driver_for(runtime, org_id)
-    with translated(driver.provider, rejected=InvalidMetricSql,
+    with translated(driver.api_provider, rejected=InvalidMetricSql,
                     rejected_prefix="The metric SQL no longer runs"):
         sql, params = bound_sql(driver, metric["sql"], start_date)
         result = driver.query(sql, limit=limit, params=params,

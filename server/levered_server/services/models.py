@@ -15,6 +15,7 @@ from levered_server.services import design, training_sql, versions
 from levered_server.services.optimizations import get_row as get_optimization
 from levered_server.services.optimizations import new_model
 from levered_server.store.db import EncodedJSON
+from levered_server.store.lease import LeaseHeld, lease
 from levered_server.store.models import Model, Optimization
 
 _TRAINING: set[str] = set()
@@ -146,6 +147,29 @@ def train(*, runtime: Any, org_id: str, model_id: str, body: TrainRequest,
     Below the burn-in minimum the run is recorded as `skipped` and nothing is published; a
     failing run marks the model `failed` and the previous version keeps serving.
     """
+    with _TRAINING_LOCK:
+        if model_id in _TRAINING:
+            raise TrainingInProgress("A training of this model is running.")
+        _TRAINING.add(model_id)
+    try:
+        # Once across replicas (a PostgreSQL advisory lock); the model is read under it, so
+        # the run fits version + 1 of the version it publishes over.
+        with lease(runtime.store, f"train:{model_id}"):
+            result, outcome = _train(runtime, org_id, model_id, body, trigger)
+    except LeaseHeld:
+        raise TrainingInProgress("A training of this model is running on another replica."
+                                 ) from None
+    finally:
+        with _TRAINING_LOCK:
+            _TRAINING.discard(model_id)
+    expected = result.pop("expected_reward")
+    return {"model_id": model_id, **result, "observations": outcome.observations,
+            "in_sample_metrics": {"historic_reward": outcome.historic_reward,
+                                  "expected_reward": expected}}
+
+
+def _train(runtime: Any, org_id: str, model_id: str, body: TrainRequest, trigger: str
+           ) -> tuple[dict[str, Any], Any]:
     with runtime.store.session(org_id) as s:
         model, opt = _get(s, model_id, with_state=False)
         if opt.status == "archived":
@@ -155,40 +179,29 @@ def train(*, runtime: Any, org_id: str, model_id: str, body: TrainRequest,
         bias_now = bias if bias is not None else dict(model.bias or {})
         # Only this member of the previous state: the whole document is ~1 MB of JSON.
         start_scales = s.scalar(select(Model.state["prior_scales"]).where(Model.id == model.id))
-    with _TRAINING_LOCK:
-        if model.id in _TRAINING:
-            raise TrainingInProgress("A training of this model is running.")
-        _TRAINING.add(model.id)
     started = utcnow()
+    scheduler = getattr(runtime, "trainer", None)
+    if scheduler is not None:
+        scheduler.ran(opt.id)
     try:
-        scheduler = getattr(runtime, "trainer", None)
-        if scheduler is not None:
-            scheduler.ran(opt.id)
-        try:
-            columns, factors, scanned, reward_type = training_sql.cell_columns(
-                runtime=runtime, org_id=org_id, optimization_id=opt.id)
-            # The cells, the fit and the state JSON are built in the fit worker process (when
-            # the runtime has one), so they do not hold this process's GIL while it serves.
-            fits = getattr(runtime, "fits", None)
-            run = fits.run if fits is not None else _inline
-            outcome = run(versions.fit_and_state, model_id=model.id, version=model.version + 1,
-                          model_type=model.model_type, reward_type=reward_type,
-                          opt=versions.DesignSource.of(opt), columns=columns,
-                          context_factors=factors, bias=bias_now,
-                          knobs=versions.policy_settings(runtime.settings),
-                          start_scales=start_scales)
-        except Exception as exc:
-            _record_failure(runtime, org_id, model.id, started, trigger, exc, bias)
-            raise
-        result = _publish(runtime, org_id, model.id, opt, outcome, started, trigger, scanned,
-                          bias)
-    finally:
-        with _TRAINING_LOCK:
-            _TRAINING.discard(model.id)
-    expected = result.pop("expected_reward")
-    return {"model_id": model.id, **result, "observations": outcome.observations,
-            "in_sample_metrics": {"historic_reward": outcome.historic_reward,
-                                  "expected_reward": expected}}
+        columns, factors, scanned, reward_type = training_sql.cell_columns(
+            runtime=runtime, org_id=org_id, optimization_id=opt.id)
+        # The cells, the fit and the state JSON are built in the fit worker process (when
+        # the runtime has one), so they do not hold this process's GIL while it serves.
+        fits = getattr(runtime, "fits", None)
+        run = fits.run if fits is not None else _inline
+        outcome = run(versions.fit_and_state, model_id=model.id, version=model.version + 1,
+                      model_type=model.model_type, reward_type=reward_type,
+                      opt=versions.DesignSource.of(opt), columns=columns,
+                      context_factors=factors, bias=bias_now,
+                      knobs=versions.policy_settings(runtime.settings),
+                      start_scales=start_scales)
+    except Exception as exc:
+        _record_failure(runtime, org_id, model.id, started, trigger, exc, bias)
+        raise
+    result = _publish(runtime, org_id, model.id, opt, outcome, started, trigger, scanned,
+                      bias, model.version)
+    return result, outcome
 
 
 def _inline(fn: Any, **kwargs: Any) -> Any:
@@ -197,7 +210,7 @@ def _inline(fn: Any, **kwargs: Any) -> Any:
 
 def _publish(runtime: Any, org_id: str, model_id: str, opt: Optimization,
              outcome: versions.Fitted, started: Any, trigger: str, scanned: int | None,
-             bias: dict[str, float] | None) -> dict[str, Any]:
+             bias: dict[str, float] | None, fitted_over: int) -> dict[str, Any]:
     now = utcnow()
     run = {"started_at": iso_s(started), "finished_at": iso_s(now),
            "outcome": "succeeded" if outcome.published else "skipped", "trigger": trigger,
@@ -206,6 +219,8 @@ def _publish(runtime: Any, org_id: str, model_id: str, opt: Optimization,
         row = s.get(Model, model_id, options=[defer(Model.state)])
         if row is None or row.deleted_at is not None:
             raise NotFound("Model not found.")
+        if row.version != fitted_over:  # cannot happen under the lease; never publish over it
+            raise TrainingInProgress("Another training published a version meanwhile.")
         row.last_run = run
         if bias is not None:
             row.bias = bias

@@ -57,7 +57,7 @@ def results(*, runtime: Any, org_id: str, optimization_id: str) -> dict[str, Any
     timeout = runtime.settings.query_timeout_seconds
     now = utcnow()
     y = "CASE WHEN u.hits > 0 THEN 1 ELSE 0 END" if boolean else "coalesce(u.first_value, 0)"
-    with translated(driver.provider, rejected=WarehouseError,
+    with translated(driver.api_provider, rejected=WarehouseError,
                     rejected_prefix="The results query failed"):
         per_variant = driver.query(sql + f"""
 SELECT e.variant_number, count(*) AS exposures,

@@ -139,13 +139,19 @@ class Trainer:
             for opt_id, org_id, model_id, last_run, created_at in rows:
                 if now < self._not_before.get(opt_id, 0.0):
                     continue  # cooling down after its last automatic run
+                # The last run recorded by any replica counts as this one's last run too
+                # (serves counted here before it started were trained on), so N replicas
+                # do not each train the same model on their own schedule.
+                recorded = self._since(last_run, created_at, now)
+                last = self._last.get(opt_id)
+                if last is None or (last_run and recorded > last + 1.0):
+                    last = self._last[opt_id] = recorded
+                    if last_run:
+                        self._serves[opt_id] = 0
                 serves = self._serves.get(opt_id, 0)
                 if 0 < self.every <= serves:
                     out.append((org_id, model_id, "serves", opt_id))
                     continue
-                last = self._last.get(opt_id)
-                if last is None:
-                    last = self._since(last_run, created_at, now)
                 fresh = (serves > 0 or org_id not in managed
                          or self._dirty.get(org_id, -1.0) > last)
                 if self.interval > 0 and fresh and now - last >= self.interval:

@@ -7,8 +7,8 @@ A request never waits for the database beyond the first load of an optimization:
   table (never the model's `state` JSON), the design rendering reused, the new version's policy
   already cached by the training that published it. So an in-process change takes effect for
   the very next request.
-- Changes made by another process (another worker, the CLI on the same database) are picked up
-  within `TTL` (2 s) plus one light load: a request that finds its snapshot older than `TTL`
+- Changes made by another process (another replica, the CLI on the same database) are picked
+  up within `TTL` (1 s) plus one light load: a request that finds its snapshot older than `TTL`
   is answered from it while a background thread re-reads the stamp (status, winner, model,
   version, connection) and swaps in a new snapshot only if something changed.
 - A version trained elsewhere has no policy here yet: the old version keeps serving (with its
@@ -33,7 +33,7 @@ from levered_server.services.versions import DesignSource, Serving, VersionCache
 from levered_server.store.models import Model, Optimization, WarehouseConnection
 
 log = logging.getLogger("levered_server.serving")
-TTL = 2.0
+TTL = 1.0  # a version published by another replica serves here within ~1-2 s
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +129,10 @@ class ServeCache:
         except Exception:  # noqa: BLE001 - the next request loads it and reports the error
             log.exception("cannot reload the serving snapshot of %s", optimization_id)
             self.invalidate(optimization_id)
+
+    def served_versions(self) -> dict[str, int]:
+        """The model version each loaded optimization is served with (read-only; /readyz)."""
+        return {oid: snap.model_version for oid, snap in list(self._items.items())}
 
     def close(self) -> None:
         """Stop the background refresher."""

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import random
+from collections.abc import Callable
 from typing import Any
 
 from levered_server.clock import canonical_uuid, new_id, utcnow
 from levered_server.engine import uniform
 from levered_server.errors import FieldErrors, ModelUnavailable, NotFound, OptimizationNotLive
 from levered_server.services import design
-
-_RNG = random.SystemRandom()
+from levered_server.services.serve_log import ServeWrite
 
 
 def parse_request(data: dict[str, Any], *, best_variant: bool) -> dict[str, Any]:
@@ -67,9 +69,38 @@ def check_context(context: dict[str, Any], dtypes: dict[str, str]) -> dict[str, 
     return context
 
 
+def assignment_rng(optimization_id: str, anonymous_id: str, model_version: int) -> random.Random:
+    """The draw of a user's first assignment: a function of (optimization, user, version).
+
+    Every replica serving the same version gives a new user the same variant before any lock
+    is written, with no coordination; the propensity is still the allocation's probability
+    of that variant, because the seed is independent of the allocation (API.md 2.4). The
+    input differs from the holdout hash's, so the two are independent too.
+    """
+    digest = hashlib.sha256(
+        f"assign:{optimization_id}:{anonymous_id}:{model_version}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:16], "big"))
+
+
+@dataclasses.dataclass
+class Decision:
+    """A serve's answer, the writes to commit before sending it (None for a dry run or when
+    nothing is written), and how the answer reads if the stored lock holds another variant."""
+
+    result: dict[str, Any]
+    write: ServeWrite | None = None
+    restate: Callable[[int, float], dict[str, Any]] | None = None
+
+    def final(self, held: tuple[int, float]) -> dict[str, Any]:
+        """The answer for the (variant, propensity) the commit returned."""
+        if self.write is None or self.restate is None or held == self.write.assigned:
+            return self.result
+        return self.restate(*held)
+
+
 def decide(*, runtime: Any, optimization_id: str, request: dict[str, Any],
-           record_exposure: bool) -> dict[str, Any]:
-    """Choose the variant for a user; write the lock and exposure (unless dry run)."""
+           record_exposure: bool) -> Decision:
+    """Choose the variant for a user; return the answer and the writes to commit first."""
     oid = canonical_uuid(optimization_id)
     snap = runtime.serve_cache.get(oid) if oid else None
     if snap is None:
@@ -80,6 +111,7 @@ def decide(*, runtime: Any, optimization_id: str, request: dict[str, Any],
                                   details={"status": "archived"})
     anon = request["anonymous_id"] or new_id()
     dry = request["dry_run"]
+    lock = None
     if snap.status == "completed":
         number, holdout, propensity = snap.winner_number, False, 1.0
     elif not snap.has_model:
@@ -88,38 +120,56 @@ def decide(*, runtime: Any, optimization_id: str, request: dict[str, Any],
         number, holdout, propensity = 1, True, 1.0
     else:
         holdout = False
-        locked = runtime.locks.get(snap.id, anon)
+        locked = runtime.serve_log.held(snap.id, anon)
         if locked is not None:
             number, propensity = locked
         else:
+            rng = assignment_rng(snap.id, anon, snap.model_version)
             if snap.policy is not None:
-                number, propensity = snap.policy.choose(context, _RNG)
+                number, propensity = snap.policy.choose(context, rng)
             else:
                 alloc = uniform.allocation(list(snap.variants),
                                            runtime.settings.exploration_share)
-                number, propensity = uniform.draw(alloc, _RNG)
+                number, propensity = uniform.draw(alloc, rng)
             if not dry:
-                number, propensity = runtime.locks.put({
-                    "organization_id": snap.organization_id, "optimization_id": snap.id,
-                    "anonymous_id": anon, "variant_number": number, "propensity": propensity,
-                    "model_version": snap.model_version, "assigned_at": utcnow()})
-    variant, key = snap.render(number)
-    result = {"optimization_id": snap.id, "anonymous_id": anon, "variant": variant,
-              "variant_number": number, "variant_key": key, "in_holdout": holdout,
-              "propensity": propensity, "model_version": snap.model_version,
-              "exposure_id": None if dry else new_id()}
-    if not dry and runtime.trainer is not None:
+                lock = {"organization_id": snap.organization_id, "optimization_id": snap.id,
+                        "anonymous_id": anon, "variant_number": number,
+                        "propensity": propensity, "model_version": snap.model_version,
+                        "assigned_at": utcnow()}
+    result = answer(snap, anon, number, propensity, holdout, dry)
+    if dry:
+        return Decision(result)
+    if runtime.trainer is not None:
         runtime.trainer.served(snap.id)
-    if record_exposure and not dry and snap.managed:
-        # The server never writes to a bring-your-own warehouse.
-        _record(runtime, snap.organization_id, result, context)
-    return result
+    # The server never writes to a bring-your-own warehouse.
+    recorded = record_exposure and snap.managed
+    if lock is None and not recorded:
+        return Decision(result)
+
+    def restate(n: int, p: float) -> dict[str, Any]:
+        return answer(snap, anon, n, p, holdout, False, result["exposure_id"])
+
+    def exposure(n: int, p: float) -> dict[str, Any]:
+        return _exposure_row(snap, restate(n, p), context)
+
+    write = ServeWrite(snap.organization_id, (snap.id, anon), lock, (number, propensity),
+                       exposure if recorded else None)
+    return Decision(result, write, restate)
 
 
-def _record(runtime: Any, org_id: str, result: dict[str, Any], context: dict[str, Any]
-            ) -> None:
+def answer(snap: Any, anon: str, number: int, propensity: float, holdout: bool, dry: bool,
+           exposure_id: str | None = None) -> dict[str, Any]:
+    """The serve response body (without `meta`) for a chosen variant."""
+    variant, key = snap.render(number)
+    return {"optimization_id": snap.id, "anonymous_id": anon, "variant": variant,
+            "variant_number": number, "variant_key": key, "in_holdout": holdout,
+            "propensity": propensity, "model_version": snap.model_version,
+            "exposure_id": None if dry else exposure_id or new_id()}
+
+
+def _exposure_row(snap: Any, result: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     now = utcnow().replace(tzinfo=None)
-    runtime.exposures.submit(org_id, {
+    return {
         "exposure_id": result["exposure_id"], "anonymous_id": result["anonymous_id"],
         "optimization_id": result["optimization_id"],
         "variant": json.dumps(result["variant"], ensure_ascii=False),
@@ -127,4 +177,4 @@ def _record(runtime: Any, org_id: str, result: dict[str, Any], context: dict[str
         "context": json.dumps(context, ensure_ascii=False), "in_holdout": result["in_holdout"],
         "propensity": result["propensity"], "model_version": result["model_version"],
         "source": "serve", "idempotency_key": None, "timestamp_utc": now,
-        "organization_id": org_id, "created_at": now})
+        "organization_id": snap.organization_id, "created_at": now}

@@ -140,7 +140,7 @@ def cell_columns(*, runtime: Any, org_id: str, optimization_id: str
     factors = [f["name"] for f in opt.training_data_config["context_factors"]]
     tail, extra = cells_sql(driver.provider, driver.placeholder, factors, metric.reward_type,
                             window_hours(opt))
-    with translated(driver.provider, rejected=WarehouseError,
+    with translated(driver.api_provider, rejected=WarehouseError,
                     rejected_prefix="The training query failed"):
         # By column: the embedded warehouse hands back numpy arrays, so this thread does not
         # hold the server's GIL building a Python object per value while requests wait.

@@ -112,6 +112,13 @@ class Store:
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                # Replicas starting together: one migrates, the others wait, then find the
+                # schema at head (released with the transaction).
+                from levered_server.store.lease import lease_key
+
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)",
+                                     (lease_key("migrate"),))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 

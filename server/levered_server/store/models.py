@@ -277,3 +277,12 @@ class LoginFailure(Base):
     key: Mapped[str] = mapped_column(String(400))
     failed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     __table_args__ = (Index("ix_login_failures_key_time", "key", "failed_at"),)
+
+
+class ServerMeta(Base):
+    """Server-wide values by name, e.g. the secret-key check value (`keycheck.py`)."""
+
+    __tablename__ = "server_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

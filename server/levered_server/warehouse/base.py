@@ -105,6 +105,12 @@ class WarehouseDriver(abc.ABC):
         """The schema tables are listed from."""
         return self.config.dataset_id or ""
 
+    @property
+    def api_provider(self) -> str:
+        """The provider as the API names it: `duckdb` for the managed warehouse on either
+        engine (`provider` names the SQL dialect)."""
+        return "duckdb" if self.managed else self.provider
+
     @abc.abstractmethod
     def ping(self, *, timeout: float) -> None:
         """Run a trivial query; raise `WarehouseFailure` on any problem."""

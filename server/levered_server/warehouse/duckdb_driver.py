@@ -21,6 +21,8 @@ from levered_server.warehouse.base import (
     WarehouseFailure,
     pick_table,
 )
+from levered_server.warehouse.exposure_writer import insert_exposures, insert_rows
+from levered_server.warehouse.managed_tables import EXPOSURES, fresh_rows, table_of
 from levered_server.warehouse.rwlock import RWLock
 from levered_server.warehouse.values import to_json, unique_names
 
@@ -151,6 +153,45 @@ class DuckDBDriver(WarehouseDriver):
         except (TimeoutError, duckdb.IOException) as exc:
             _close_writer(key)
             raise WarehouseFailure(f"embedded warehouse busy or unreadable: {exc}") from None
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        # The write API reports every failure as WarehouseFailure (nothing was written).
+        try:
+            yield
+        except (duckdb.Error, OSError) as exc:
+            raise WarehouseFailure(f"writing to the embedded warehouse failed: {exc}") from None
+
+    def append_exposures(self, rows: list[dict[str, Any]]) -> None:
+        """Insert exposure rows (keyed by `exposure_writer.COLUMNS`) in one transaction.
+
+        :raises WarehouseFailure: nothing was written.
+        """
+        if rows:
+            with self._writing(), self.writer() as con:
+                insert_exposures(con, rows)
+
+    def ingest(self, kind: str, rows: list[dict[str, Any]]) -> int:
+        """Insert the rows whose idempotency key (and explicit exposure id) is new, in one
+        transaction; return how many were duplicates.
+
+        :raises WarehouseFailure: nothing was written.
+        """
+        table, columns = table_of(kind)
+        if not rows:
+            return 0
+        with self._writing(), self.writer() as con:
+            keys = [r["idempotency_key"] for r in rows if r.get("idempotency_key")]
+            seen_keys = {k for (k,) in con.execute(
+                f"SELECT DISTINCT idempotency_key FROM {table} "
+                "WHERE list_contains(?, idempotency_key)", [keys]).fetchall()} if keys else set()
+            ids = [r["exposure_id"] for r in rows if r.get("_explicit_id")]
+            seen_ids = {k for (k,) in con.execute(
+                f"SELECT DISTINCT exposure_id FROM {EXPOSURES} "
+                "WHERE list_contains(?, exposure_id)", [ids]).fetchall()} if ids else set()
+            fresh = fresh_rows(rows, seen_keys, seen_ids)
+            insert_rows(con, table, columns, fresh)
+        return len(rows) - len(fresh)
 
     @contextlib.contextmanager
     def reader(self, timeout: float) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -29,24 +29,32 @@ class PostgresDriver(WarehouseDriver):
     def dataset(self) -> str:
         return self.config.dataset_id or "public"
 
+    def _login(self) -> dict[str, Any]:
+        """libpq parameters of the session: host, database, user… (the credentials')."""
+        c = self.config.credentials
+        return {"host": c.get("host"), "port": int(c.get("port") or 5432),
+                "dbname": c.get("database"), "user": c.get("username"),
+                "password": c.get("password") or None, "sslmode": c.get("sslmode") or "prefer"}
+
+    def _refused(self, exc: Exception) -> WarehouseFailure:
+        """The failure to report when connecting fails."""
+        return WarehouseFailure(str(exc).strip())
+
     @contextlib.contextmanager
     def _connect(self, timeout: float) -> Iterator[Any]:
         import psycopg
 
-        c = self.config.credentials
         ms = max(1, int(timeout * 1000))
+        login = self._login()
         try:
             conn = psycopg.connect(
-                host=c.get("host"), port=int(c.get("port") or 5432), dbname=c.get("database"),
-                user=c.get("username"), password=c.get("password") or None,
-                sslmode=c.get("sslmode") or "prefer", connect_timeout=max(1, int(timeout)),
-                application_name="levered-server",
+                **login, connect_timeout=max(1, int(timeout)), application_name="levered-server",
                 # Read-only for the whole session, and a statement timeout, so even a
                 # data-modifying CTE that passes the statement check cannot write.
                 options=f"-c default_transaction_read_only=on -c statement_timeout={ms} "
                         "-c TimeZone=UTC")
         except psycopg.Error as exc:
-            raise WarehouseFailure(str(exc).strip()) from None
+            raise self._refused(exc) from None
         try:
             conn.read_only = True
             # Unqualified names resolve in the connection's schema.
@@ -59,6 +67,16 @@ class PostgresDriver(WarehouseDriver):
                 conn.rollback()
             conn.close()
 
+    def _failure(self, state: str, text: str) -> Exception:
+        """The driver's exception for a statement that failed with SQLSTATE `state`."""
+        if state == "25006":  # read_only_sql_transaction
+            return NotReadOnly(None, f"The query was refused: {text}")
+        if state == "57014":  # query_canceled (statement_timeout)
+            return WarehouseFailure(text, timeout=True)
+        if state[:2] in ("42", "22") and state != "42501":  # syntax, names, data
+            return SqlRejected(text)
+        return WarehouseFailure(text)
+
     def _execute(self, conn: Any, sql: str, params: Any = None) -> Any:
         import psycopg
 
@@ -66,15 +84,7 @@ class PostgresDriver(WarehouseDriver):
         try:
             cur.execute(sql, params)
         except psycopg.Error as exc:
-            state = getattr(exc, "sqlstate", None) or ""
-            text = str(exc).strip()
-            if state == "25006":  # read_only_sql_transaction
-                raise NotReadOnly(None, f"The query was refused: {text}") from None
-            if state == "57014":  # query_canceled (statement_timeout)
-                raise WarehouseFailure(text, timeout=True) from None
-            if state[:2] in ("42", "22") and state != "42501":  # syntax, names, data
-                raise SqlRejected(text) from None
-            raise WarehouseFailure(text) from None
+            raise self._failure(getattr(exc, "sqlstate", None) or "", str(exc).strip()) from None
         return cur
 
     def ping(self, *, timeout: float) -> None:

@@ -1,0 +1,184 @@
+"""What a serve writes, committed before it is acknowledged: sticky locks, then exposures.
+
+Every serve that assigns a user for the first time writes a sticky lock (state store), and
+every recorded serve an exposure (managed warehouse). A single writer thread commits whatever
+has queued since its last commit in one transaction per store (group commit: while one commit
+runs, the next batch gathers), then wakes the requests it holds. So a 2xx means the lock and
+the exposure are on disk, and `kill -9` loses nothing acknowledged; the cost is the time of one
+commit (a few ms), spent off the event loop.
+
+The lock is inserted with `ON CONFLICT DO NOTHING` and read back: when another replica (or a
+concurrent request here) locked the user first, the stored lock wins, and the exposure and the
+response carry the stored variant and its propensity. Replicas on the same model version
+already agree on a user's first variant (the draw is a function of optimization, user and
+version, `serving.assignment_rng`), so this only decides between versions.
+
+`write_behind_seconds > 0` restores the old trade: answer at once and commit every that many
+seconds; a crash then loses what was answered in the last interval (the documented bound).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from levered_server.store.locks import LockStore
+
+log = logging.getLogger("levered_server.exposures")
+Key = tuple[str, str]
+MAX_PENDING = 100_000  # write-behind only: beyond this a failing warehouse drops exposures
+
+
+@dataclasses.dataclass
+class ServeWrite:
+    """One serve's writes: a new lock (or None), and how to build its exposure row from the
+    lock that holds (or None when nothing is recorded)."""
+
+    organization_id: str
+    key: Key
+    lock: dict[str, Any] | None
+    assigned: tuple[int, float]
+    exposure: Callable[[int, float], dict[str, Any]] | None
+    future: concurrent.futures.Future[tuple[int, float]] = dataclasses.field(
+        default_factory=concurrent.futures.Future)
+
+
+class ServeLog:
+    """The group-commit writer of serve locks and exposures."""
+
+    def __init__(self, locks: LockStore, warehouses: Any, *,
+                 write_behind_seconds: float = 0.0) -> None:
+        self.locks = locks
+        self.warehouses = warehouses
+        self.write_behind = write_behind_seconds
+        self._queue: list[ServeWrite] = []
+        self._pending: dict[Key, ServeWrite] = {}
+        self._cond = threading.Condition()
+        self._commit_lock = threading.Lock()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.commits = 0
+        self.committed = 0
+
+    # -- the serve path ------------------------------------------------------------------
+
+    def held(self, optimization_id: str, anonymous_id: str) -> tuple[int, float] | None:
+        """The user's lock: queued here first, then the state store."""
+        w = self._pending.get((optimization_id, anonymous_id))
+        if w is not None:
+            return w.assigned
+        return self.locks.get(optimization_id, anonymous_id)
+
+    def submit(self, write: ServeWrite) -> concurrent.futures.Future[tuple[int, float]]:
+        """Queue a serve's writes; the future resolves to the (variant, propensity) that holds
+        once they are committed (at once in write-behind mode)."""
+        with self._cond:
+            if self.write_behind and len(self._queue) >= MAX_PENDING:
+                log.error("exposure queue full; dropping exposure for %s", write.key)
+                write.future.set_result(write.assigned)
+                return write.future
+            self._queue.append(write)
+            if write.lock is not None:
+                self._pending.setdefault(write.key, write)
+            if self.write_behind:
+                write.future.set_result(write.assigned)
+            else:
+                self._cond.notify()
+        return write.future
+
+    # -- committing ----------------------------------------------------------------------
+
+    def flush(self, org_id: str | None = None) -> None:
+        """Commit everything queued so far (whatever the organization): readers call this so
+        what was answered is visible to them."""
+        del org_id  # one queue: committing all of it is as cheap as picking
+        with self._cond:
+            batch, self._queue = self._queue, []
+        self._commit(batch)
+
+    def _commit(self, batch: list[ServeWrite]) -> None:
+        with self._commit_lock:
+            if not batch:
+                return
+            try:
+                held = self.locks.insert([w.lock for w in batch if w.lock is not None])
+            except Exception as exc:  # noqa: BLE001 - reported to every waiting request
+                self._fail(batch, exc, "sticky locks")
+                return
+            by_org: dict[str, list[tuple[ServeWrite, dict[str, Any]]]] = defaultdict(list)
+            results: list[tuple[ServeWrite, tuple[int, float]]] = []
+            for w in batch:
+                final = held.get(w.key, w.assigned) if w.lock is not None else w.assigned
+                if w.exposure is not None:
+                    by_org[w.organization_id].append((w, w.exposure(*final)))
+                results.append((w, final))
+            failed: set[int] = set()
+            for org, items in by_org.items():
+                try:
+                    self.warehouses.managed(org).append_exposures([row for _, row in items])
+                except Exception as exc:  # noqa: BLE001 - these requests get a 503
+                    self._fail([w for w, _ in items], exc, "exposures")
+                    failed.update(id(w) for w, _ in items)
+            with self._cond:
+                for w in batch:
+                    if w.lock is not None and self._pending.get(w.key) is w:
+                        del self._pending[w.key]
+            self.commits += 1
+            self.committed += len(batch)
+            for w, final in results:
+                if id(w) not in failed and not w.future.done():
+                    w.future.set_result(final)
+
+    def _fail(self, batch: list[ServeWrite], exc: Exception, what: str) -> None:
+        if self.write_behind:
+            # Acknowledged already: keep the rows and retry on the next commit.
+            log.warning("writing %d %s failed (%s); will retry", len(batch), what, exc)
+            with self._cond:
+                self._queue[:0] = batch
+            return
+        log.warning("writing %d %s failed: %s", len(batch), what, exc)
+        with self._cond:
+            for w in batch:
+                if w.lock is not None and self._pending.get(w.key) is w:
+                    del self._pending[w.key]
+        for w in batch:
+            if not w.future.done():
+                w.future.set_exception(exc)
+
+    # -- the thread ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread = threading.Thread(target=self._run, name="levered-serve-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stop:
+                    self._cond.wait(self.write_behind or None)
+                if self._stop and not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+            self._commit(batch)
+            if self.write_behind:
+                with self._cond:
+                    if not self._stop:
+                        self._cond.wait(self.write_behind)
+
+    def stop(self) -> None:
+        """Commit what is queued, then stop the thread."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        deadline = time.monotonic() + 10
+        while self._queue and time.monotonic() < deadline:
+            self.flush()

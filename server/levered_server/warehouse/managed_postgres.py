@@ -1,0 +1,97 @@
+"""The managed warehouse on PostgreSQL: one database per organization, shared by replicas.
+
+User SQL runs as the organization's read-only role (`pg_provision`); the server writes as
+itself through a small pool (`pg_warehouses`). `provider` is `postgres`, so the training and
+attribution SQL use their PostgreSQL dialect; the API still calls the connection `duckdb`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from levered_server.warehouse.base import NotReadOnly, WarehouseFailure
+from levered_server.warehouse.exposure_writer import COLUMNS as EXPOSURE_COLUMNS
+from levered_server.warehouse.managed_tables import EXPOSURES, SCHEMA, table_of
+from levered_server.warehouse.pg_warehouses import PgWarehouses
+from levered_server.warehouse.postgres_driver import PostgresDriver
+
+# Column types other than text, for the typed arrays rows are inserted from.
+_TYPES = {"variant": "jsonb", "context": "jsonb", "properties": "jsonb",
+          "variant_number": "integer", "model_version": "integer", "in_holdout": "boolean",
+          "propensity": "double precision", "value": "double precision",
+          "timestamp_utc": "timestamp", "created_at": "timestamp"}
+
+
+def insert_sql(table: str, columns: tuple[str, ...], rows: list[dict[str, Any]]
+               ) -> tuple[str, list[list[Any]]]:
+    """One INSERT of every row (one array parameter per column, `unnest`ed) that skips rows
+    whose exposure id or idempotency key is already stored (the unique indexes), also when
+    another replica inserts the same key at the same time; RETURNING one row per insert."""
+    arrays = ", ".join(f"%s::{_TYPES.get(c, 'text')}[]" for c in columns)
+    sql = (f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
+           "ON CONFLICT DO NOTHING RETURNING 1")
+    return sql, [[_value(c, r.get(c)) for r in rows] for c in columns]
+
+
+def _value(column: str, value: Any) -> Any:
+    # One Python type per array: an int propensity or value would make psycopg pick int8[].
+    if value is not None and _TYPES.get(column) == "double precision":
+        return float(value)
+    return value
+
+
+class ManagedPostgresDriver(PostgresDriver):
+    """An organization's managed warehouse in its own PostgreSQL database."""
+
+    provider = "postgres"
+    managed = True
+
+    @property
+    def dataset(self) -> str:
+        return SCHEMA
+
+    @property
+    def warehouses(self) -> PgWarehouses:
+        """The server's PostgreSQL warehouses (logins, provisioning, writer pool)."""
+        found: PgWarehouses = self.options["managed_postgres"]
+        return found
+
+    def _login(self) -> dict[str, Any]:
+        return self.warehouses.reader_login(self.config.organization_id)
+
+    def _refused(self, exc: Exception) -> WarehouseFailure:
+        self.warehouses.forget_if_gone(self.config.organization_id, exc)
+        if "password authentication failed" in str(exc):
+            return WarehouseFailure(
+                "the managed warehouse refused its reader role's password: every server "
+                "replica needs the same secret key (LEVERED_SECRET_KEY); restart them once "
+                "it is the same")
+        return super()._refused(exc)
+
+    def _failure(self, state: str, text: str) -> Exception:
+        if state == "42501":  # insufficient_privilege: the reader role may only read its tables
+            return NotReadOnly(None, f"The query was refused: {text}")
+        return super()._failure(state, text)
+
+    def append_exposures(self, rows: list[dict[str, Any]]) -> None:
+        """Insert exposure rows (keyed by `exposure_writer.COLUMNS`) in one transaction; an
+        exposure id already stored is skipped, so a retried batch cannot duplicate.
+
+        :raises WarehouseFailure: nothing was written.
+        """
+        if rows:
+            with self.warehouses.writer(self.config.organization_id) as conn:
+                conn.execute(*insert_sql(EXPOSURES, EXPOSURE_COLUMNS, rows))
+
+    def ingest(self, kind: str, rows: list[dict[str, Any]]) -> int:
+        """Insert the rows whose idempotency key (and exposure id) is new, in one transaction;
+        return how many were duplicates.
+
+        :raises WarehouseFailure: nothing was written.
+        """
+        table, columns = table_of(kind)
+        if not rows:
+            return 0
+        with self.warehouses.writer(self.config.organization_id) as conn:
+            inserted = len(conn.execute(*insert_sql(table, columns, rows)).fetchall())
+        return len(rows) - inserted

@@ -1,0 +1,100 @@
+"""Serving as replicas need it: first assignments are a function of (optimization, user,
+version), a 2xx means the lock and exposure are committed, and the stored lock wins."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+
+import pytest
+
+from levered_server.services.serve_log import ServeLog, ServeWrite
+from levered_server.services.serving import assignment_rng
+from tests.server.factories import make_optimization
+
+
+def _serve(server, opt_id, user, **body):
+    resp = server.client.post(f"/api/v2/optimizations/{opt_id}/serve",
+                              json={"anonymous_id": user, **body})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_first_assignment_is_a_function_of_optimization_user_and_version(server, org):
+    opt = make_optimization(org, holdout_percentage=0)
+    users = [f"det-{i}" for i in range(300)]
+    # Dry runs write no lock, so each draw is fresh: the same user gets the same variant.
+    first = {u: _serve(server, opt["id"], u, dry_run=True)["variant_number"] for u in users}
+    again = {u: _serve(server, opt["id"], u, dry_run=True)["variant_number"] for u in users}
+    assert first == again
+    # The real serve (which writes the lock) agrees with what any replica would have drawn.
+    served = {u: _serve(server, opt["id"], u)["variant_number"] for u in users}
+    assert served == first
+    # ...and the draws still follow the allocation (uniform over 5 variants here).
+    counts = collections.Counter(first.values())
+    assert len(counts) == 5 and min(counts.values()) > 300 / 5 * 0.5
+
+
+def test_assignment_seed_depends_on_the_version():
+    a = [assignment_rng("o", f"u{i}", 1).random() for i in range(50)]
+    b = [assignment_rng("o", f"u{i}", 2).random() for i in range(50)]
+    assert a == [assignment_rng("o", f"u{i}", 1).random() for i in range(50)]
+    assert a != b and all(0 <= x < 1 for x in a + b)
+
+
+def test_a_2xx_serve_is_committed_before_it_is_answered(server, org):
+    opt = make_optimization(org, holdout_percentage=0)
+    body = _serve(server, opt["id"], "durable-1")
+    # No flush: the response came after the commit, so both rows are there already.
+    assert server.runtime.locks.get(opt["id"], "durable-1") == (body["variant_number"],
+                                                                 body["propensity"])
+    driver = server.runtime.warehouses.managed(org.id)
+    rows = driver.query("SELECT variant_number FROM managed_dw.exposures "
+                        f"WHERE exposure_id = '{body['exposure_id']}'", limit=5, timeout=10).rows
+    assert [r["variant_number"] for r in rows] == [body["variant_number"]]
+
+
+def test_the_stored_lock_wins_over_a_concurrent_first_assignment(server, org):
+    """Another replica (on another model version) locked the user first: the answer and the
+    exposure carry the stored variant."""
+    opt = make_optimization(org, holdout_percentage=0)
+    rt = server.runtime
+    now = dt.datetime.now(dt.UTC)
+    lock = {"organization_id": org.id, "optimization_id": opt["id"], "anonymous_id": "race",
+            "variant_number": 2, "propensity": 0.25, "model_version": 7, "assigned_at": now}
+    assert rt.locks.insert([lock]) == {(opt["id"], "race"): (2, 0.25)}
+    built = []
+    log = ServeLog(rt.locks, rt.warehouses)
+    write = ServeWrite(org.id, (opt["id"], "race"), {**lock, "variant_number": 3,
+                                                     "propensity": 0.2, "model_version": 8},
+                       (3, 0.2), lambda n, p: built.append((n, p)) or _row(org, opt, n, p))
+    log.submit(write)
+    log.flush()
+    assert write.future.result(5) == (2, 0.25)
+    assert built == [(2, 0.25)]
+    assert rt.locks.get(opt["id"], "race") == (2, 0.25)
+
+
+def test_a_failed_commit_is_not_acknowledged(server, org):
+    opt = make_optimization(org, holdout_percentage=0)
+    rt = server.runtime
+
+    class Broken:
+        def managed(self, org_id):
+            raise OSError("disk full")
+
+    log = ServeLog(rt.locks, Broken())
+    write = ServeWrite(org.id, (opt["id"], "broken"), None, (1, 0.2),
+                       lambda n, p: _row(org, opt, n, p))
+    log.submit(write)
+    log.flush()
+    with pytest.raises(OSError):
+        write.future.result(5)
+
+
+def _row(org, opt, n, p):
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return {"exposure_id": f"e-{n}-{p}", "anonymous_id": "race", "optimization_id": opt["id"],
+            "variant": "{}", "variant_number": n, "context": "{}", "in_holdout": False,
+            "propensity": p, "model_version": 0, "source": "serve", "idempotency_key": None,
+            "timestamp_utc": now, "organization_id": org.id, "created_at": now}
