@@ -40,6 +40,9 @@ defaults
   timeout connect 1s
   timeout client 30s
   timeout server 30s
+  # A replica slow to answer its health check under load is busy, not down; a killed one
+  # refuses the connection and is taken out after two checks (~0.4 s).
+  timeout check 2s
   retries 2
   option redispatch
 frontend levered

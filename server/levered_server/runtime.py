@@ -25,6 +25,7 @@ class Runtime:
         self.warehouses: Any = None
         self.exposures: Any = None
         self.serve_log: Any = None
+        self.outbox: Any = None
         self.serve_cache: Any = None
         self.locks: Any = None
         self.versions: Any = None
@@ -44,6 +45,7 @@ class Runtime:
         from levered_server.bootstrap import ensure_initialized
         from levered_server.keycheck import verify_secret_key
         from levered_server.services.fit_worker import FitPool
+        from levered_server.services.outbox import OutboxMover
         from levered_server.services.scheduler import Trainer
         from levered_server.services.serve_cache import ServeCache
         from levered_server.services.serve_log import ServeLog
@@ -75,10 +77,12 @@ class Runtime:
         self.versions = VersionCache(self.fits)
         self.serve_cache = ServeCache(self._store, self.versions)
         self.locks = LockStore(self._store)
-        self.serve_log = ServeLog(self.locks, self.warehouses,
+        self.outbox = OutboxMover(self._store, self.warehouses)
+        self.serve_log = ServeLog(self.locks, self.outbox,
                                   write_behind_seconds=self.settings.serve_write_behind_seconds)
         self.exposures = self.serve_log  # readers flush it so answered serves are visible
         self.serve_log.start()
+        self.outbox.start()
         _tune_gc()
         self.trainer = Trainer(self)
         self.trainer.start()
@@ -96,6 +100,10 @@ class Runtime:
             self.fits.close()
         if self.serve_log is not None:
             self.serve_log.stop()
+        if self.outbox is not None:
+            self.outbox.stop()
+        if self.locks is not None:
+            self.locks.close()
         if self.warehouses is not None:
             self.warehouses.close()
         if self._store is not None:

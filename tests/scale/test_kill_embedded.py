@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import sqlite3
 import threading
 import time
 
@@ -60,15 +61,13 @@ def test_kill_9_under_load_loses_no_acknowledged_serve(tmp_path):
             t.join(10)
         assert len(acked) > 100
         data = tmp_path / "data"
-        exposures = {e for (e,) in _duck(data, "SELECT exposure_id FROM managed_dw.exposures")}
-        missing = [a for a in acked if a["exposure_id"] not in exposures]
-        assert missing == [], f"{len(missing)} of {len(acked)} acknowledged exposures lost"
-        import sqlite3
-
         with sqlite3.connect(data / "levered.sqlite3") as db:
             locks = dict(db.execute("SELECT anonymous_id, variant_number FROM locks"))
+            outbox = {json.loads(p)["exposure_id"] for (p,) in db.execute(
+                "SELECT payload FROM exposure_outbox")}
         assert all(locks.get(a["anonymous_id"]) == a["variant_number"] for a in acked)
-        # The restarted server keeps every acknowledged user on the variant it was shown.
+        # The restarted server keeps every acknowledged user on the variant it was shown,
+        # and moves what the crash left in the outbox into the warehouse.
         server.start()
         for a in acked[:20]:
             status, body = server.api("POST", f"/api/v2/optimizations/{opt['id']}/serve",
@@ -76,6 +75,13 @@ def test_kill_9_under_load_loses_no_acknowledged_serve(tmp_path):
             assert status == 200 and body["variant_number"] == a["variant_number"]
     finally:
         server.stop()
+    exposures = [e for (e,) in _duck(data, "SELECT exposure_id FROM managed_dw.exposures")]
+    missing = [a for a in acked if a["exposure_id"] not in set(exposures)]
+    assert missing == [], f"{len(missing)} of {len(acked)} acknowledged exposures lost " \
+                          f"({len(outbox)} were in the outbox at the crash)"
+    assert len(exposures) == len(set(exposures)), "an exposure was moved twice"
+    with sqlite3.connect(data / "levered.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM exposure_outbox").fetchone()[0] == 0
 
 
 def _duck(data, sql):

@@ -150,7 +150,12 @@ def test_three_replicas_kill_one_under_load(tmp_path):
         for t in threads:
             t.join()
 
-        # Acknowledged exposures and rewards are all stored.
+        # Acknowledged exposures and rewards are all stored (the survivors move what the
+        # killed replica left in the exposure outbox).
+        deadline = time.monotonic() + 30
+        while pg_exec(c.database_url, "SELECT count(*) FROM exposure_outbox")[0][0]:
+            assert time.monotonic() < deadline, "the exposure outbox does not drain"
+            time.sleep(0.2)
         org = pg_exec(c.database_url, "SELECT organization_id FROM optimizations")[0][0]
         dw = PG_URL.rsplit("/", 1)[0] + "/lvdw_" + org.replace("-", "")
         stored_exposures = {e for (e,) in pg_exec(

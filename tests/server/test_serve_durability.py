@@ -8,7 +8,9 @@ import datetime as dt
 
 import pytest
 
+from levered_server.services.outbox import decode
 from levered_server.services.serve_log import ServeLog, ServeWrite
+from levered_server.store.locks import LockStore
 from levered_server.services.serving import assignment_rng
 from tests.server.factories import make_optimization
 
@@ -44,14 +46,28 @@ def test_assignment_seed_depends_on_the_version():
 
 def test_a_2xx_serve_is_committed_before_it_is_answered(server, org):
     opt = make_optimization(org, holdout_percentage=0)
+    rt = server.runtime
+    rt.outbox.stop()  # keep the exposure in the outbox, where the serve's commit put it
     body = _serve(server, opt["id"], "durable-1")
-    # No flush: the response came after the commit, so both rows are there already.
-    assert server.runtime.locks.get(opt["id"], "durable-1") == (body["variant_number"],
-                                                                 body["propensity"])
-    driver = server.runtime.warehouses.managed(org.id)
+    # No flush: the response came after the commit, so the lock and the exposure are there.
+    assert rt.locks.get(opt["id"], "durable-1") == (body["variant_number"], body["propensity"])
+    with rt.store.engine.connect() as conn:
+        payloads = [p for (p,) in conn.exec_driver_sql(
+            "SELECT payload FROM exposure_outbox WHERE organization_id = "
+            + ("%s" if server.backend == "postgres" else "?"), (org.id,))]
+    assert [decode(p)["exposure_id"] for p in payloads] == [body["exposure_id"]]
+    # Readers flush: the mover copies it into the warehouse and empties the outbox.
+    rt.exposures.flush(org.id)
+    assert _stored(rt, org, body["exposure_id"]) == [body["variant_number"]]
+    with rt.store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM exposure_outbox").scalar() == 0
+
+
+def _stored(rt, org, exposure_id):
+    driver = rt.warehouses.managed(org.id)
     rows = driver.query("SELECT variant_number FROM managed_dw.exposures "
-                        f"WHERE exposure_id = '{body['exposure_id']}'", limit=5, timeout=10).rows
-    assert [r["variant_number"] for r in rows] == [body["variant_number"]]
+                        f"WHERE exposure_id = '{exposure_id}'", limit=5, timeout=10).rows
+    return [r["variant_number"] for r in rows]
 
 
 def test_the_stored_lock_wins_over_a_concurrent_first_assignment(server, org):
@@ -64,26 +80,27 @@ def test_the_stored_lock_wins_over_a_concurrent_first_assignment(server, org):
             "variant_number": 2, "propensity": 0.25, "model_version": 7, "assigned_at": now}
     assert rt.locks.insert([lock]) == {(opt["id"], "race"): (2, 0.25)}
     built = []
-    log = ServeLog(rt.locks, rt.warehouses)
+    log = ServeLog(rt.locks, rt.outbox)
     write = ServeWrite(org.id, (opt["id"], "race"), {**lock, "variant_number": 3,
                                                      "propensity": 0.2, "model_version": 8},
                        (3, 0.2), lambda n, p: built.append((n, p)) or _row(org, opt, n, p))
     log.submit(write)
-    log.flush()
+    log.flush(org.id)
     assert write.future.result(5) == (2, 0.25)
     assert built == [(2, 0.25)]
     assert rt.locks.get(opt["id"], "race") == (2, 0.25)
+    assert _stored(rt, org, "e-2-0.25") == [2]
 
 
 def test_a_failed_commit_is_not_acknowledged(server, org):
     opt = make_optimization(org, holdout_percentage=0)
     rt = server.runtime
 
-    class Broken:
-        def managed(self, org_id):
+    class Broken(LockStore):
+        def commit(self, rows, outbox):
             raise OSError("disk full")
 
-    log = ServeLog(rt.locks, Broken())
+    log = ServeLog(Broken(rt.store))
     write = ServeWrite(org.id, (opt["id"], "broken"), None, (1, 0.2),
                        lambda n, p: _row(org, opt, n, p))
     log.submit(write)

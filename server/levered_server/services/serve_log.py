@@ -1,11 +1,12 @@
-"""What a serve writes, committed before it is acknowledged: sticky locks, then exposures.
+"""What a serve writes, committed before it is acknowledged: its sticky lock and exposure.
 
-Every serve that assigns a user for the first time writes a sticky lock (state store), and
-every recorded serve an exposure (managed warehouse). A single writer thread commits whatever
-has queued since its last commit in one transaction per store (group commit: while one commit
-runs, the next batch gathers), then wakes the requests it holds. So a 2xx means the lock and
-the exposure are on disk, and `kill -9` loses nothing acknowledged; the cost is the time of one
-commit (a few ms), spent off the event loop.
+Every serve that assigns a user for the first time writes a sticky lock, and every recorded
+serve an exposure. A single writer thread commits whatever has queued since its last commit in
+one state-store transaction: the locks and the exposures, the latter into the exposure outbox
+that `services/outbox.py` moves to the warehouse behind (group commit: while one commit runs,
+the next batch gathers), then wakes the requests it holds. So a 2xx means the lock and the
+exposure are on disk, `kill -9` loses nothing acknowledged, and a serve waits for one commit
+(about a millisecond), off the event loop, never for the warehouse.
 
 The lock is inserted with `ON CONFLICT DO NOTHING` and read back: when another replica (or a
 concurrent request here) locked the user first, the stored lock wins, and the exposure and the
@@ -24,14 +25,13 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from levered_server.store.locks import LockStore
+from levered_server.services import outbox
+from levered_server.store.locks import Key, LockStore
 
 log = logging.getLogger("levered_server.exposures")
-Key = tuple[str, str]
 MAX_PENDING = 100_000  # write-behind only: beyond this a failing warehouse drops exposures
 
 
@@ -52,10 +52,10 @@ class ServeWrite:
 class ServeLog:
     """The group-commit writer of serve locks and exposures."""
 
-    def __init__(self, locks: LockStore, warehouses: Any, *,
+    def __init__(self, locks: LockStore, mover: outbox.OutboxMover | None = None, *,
                  write_behind_seconds: float = 0.0) -> None:
         self.locks = locks
-        self.warehouses = warehouses
+        self.outbox = mover
         self.write_behind = write_behind_seconds
         self._queue: list[ServeWrite] = []
         self._pending: dict[Key, ServeWrite] = {}
@@ -95,45 +95,43 @@ class ServeLog:
     # -- committing ----------------------------------------------------------------------
 
     def flush(self, org_id: str | None = None) -> None:
-        """Commit everything queued so far (whatever the organization): readers call this so
-        what was answered is visible to them."""
-        del org_id  # one queue: committing all of it is as cheap as picking
+        """Commit everything queued so far, then move the organization's (or every) committed
+        exposure into its warehouse: readers call this so what was answered is visible."""
         with self._cond:
             batch, self._queue = self._queue, []
         self._commit(batch)
+        if self.outbox is not None:
+            self.outbox.flush(org_id)
 
     def _commit(self, batch: list[ServeWrite]) -> None:
         with self._commit_lock:
             if not batch:
                 return
+            finals: dict[int, tuple[int, float]] = {}
+
+            def exposures(held: dict[Key, tuple[int, float]]) -> list[tuple[str, str]]:
+                out = []
+                for w in batch:
+                    final = held.get(w.key, w.assigned) if w.lock is not None else w.assigned
+                    finals[id(w)] = final
+                    if w.exposure is not None:
+                        out.append((w.organization_id, outbox.encode(w.exposure(*final))))
+                return out
+
             try:
-                held = self.locks.insert([w.lock for w in batch if w.lock is not None])
+                self.locks.commit([w.lock for w in batch if w.lock is not None], exposures)
             except Exception as exc:  # noqa: BLE001 - reported to every waiting request
-                self._fail(batch, exc, "sticky locks")
+                self._fail(batch, exc, "serves")
                 return
-            by_org: dict[str, list[tuple[ServeWrite, dict[str, Any]]]] = defaultdict(list)
-            results: list[tuple[ServeWrite, tuple[int, float]]] = []
-            for w in batch:
-                final = held.get(w.key, w.assigned) if w.lock is not None else w.assigned
-                if w.exposure is not None:
-                    by_org[w.organization_id].append((w, w.exposure(*final)))
-                results.append((w, final))
-            failed: set[int] = set()
-            for org, items in by_org.items():
-                try:
-                    self.warehouses.managed(org).append_exposures([row for _, row in items])
-                except Exception as exc:  # noqa: BLE001 - these requests get a 503
-                    self._fail([w for w, _ in items], exc, "exposures")
-                    failed.update(id(w) for w, _ in items)
             with self._cond:
                 for w in batch:
                     if w.lock is not None and self._pending.get(w.key) is w:
                         del self._pending[w.key]
             self.commits += 1
             self.committed += len(batch)
-            for w, final in results:
-                if id(w) not in failed and not w.future.done():
-                    w.future.set_result(final)
+            for w in batch:
+                if not w.future.done():
+                    w.future.set_result(finals.get(id(w), w.assigned))
 
     def _fail(self, batch: list[ServeWrite], exc: Exception, what: str) -> None:
         if self.write_behind:

@@ -1,21 +1,33 @@
 """Sticky locks in the state store: one indexed lookup per first visit, batched inserts.
 
-Writes come from the serve log's group commit (`services/serve_log.py`), which commits them
-before the serve is acknowledged.
+Writes come from the serve log's group commit (`services/serve_log.py`): the batch's new locks
+and its exposures (into `exposure_outbox`, `services/outbox.py`) in one transaction, committed
+before the serves are acknowledged. Both run often enough (every serve of a new user, every
+commit) that they use a driver connection held by the calling thread, in autocommit for
+lookups, instead of checking one out of SQLAlchemy's pool each time: the checkout cost more
+Python than the indexed lookup itself, on the event loop.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from levered_server.store.db import Store
 from levered_server.store.models import Lock
 
 Key = tuple[str, str]
+#: Builds the exposure-outbox rows `(organization id, payload)` from the locks as stored.
+Outbox = Callable[[dict[Key, tuple[int, float]]], list[tuple[str, str]]]
 _COLUMNS = ("organization_id", "optimization_id", "anonymous_id", "variant_number",
             "propensity", "model_version", "assigned_at")
-_READ_BACK = 500  # keys per read-back statement (SQLite's variable limit is far above 2×)
+_PG_TYPES = ("text", "text", "text", "integer", "double precision", "integer", "timestamp")
+_OUTBOX_INSERT = "INSERT INTO exposure_outbox (organization_id, payload) VALUES (%s, %s)"
+_OUTBOX_INSERT_PG = ("INSERT INTO exposure_outbox (organization_id, payload) "
+                     "SELECT * FROM unnest(%s::text[], %s::text[])")
+_READ_BACK = 500  # keys per read-back statement on SQLite (its variable limit is 32,766)
 
 
 def _naive(value: Any) -> Any:
@@ -30,38 +42,149 @@ class LockStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._mark = "%s" if store.engine.dialect.name == "postgresql" else "?"
-        self._lookup = (f"SELECT variant_number, propensity FROM {Lock.__tablename__} "
+        self.postgres = store.engine.dialect.name == "postgresql"
+        self._mark = "%s" if self.postgres else "?"
+        table = Lock.__tablename__
+        self._lookup = (f"SELECT variant_number, propensity FROM {table} "
                         f"WHERE optimization_id = {self._mark} AND anonymous_id = {self._mark}")
-        self._insert = (f"INSERT INTO {Lock.__tablename__} ({', '.join(_COLUMNS)}) VALUES "
+        self._insert = (f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES "
                         f"({', '.join(self._mark for _ in _COLUMNS)}) ON CONFLICT DO NOTHING")
+        # PostgreSQL: one statement per batch, one array per column (no per-row round trip).
+        arrays = ", ".join(f"%s::{t}[]" for t in _PG_TYPES)
+        self._insert_pg = (f"INSERT INTO {table} ({', '.join(_COLUMNS)}) SELECT * FROM "
+                           f"unnest({arrays}) ON CONFLICT DO NOTHING")
+        self._read_back_pg = (f"SELECT l.optimization_id, l.anonymous_id, l.variant_number, "
+                              f"l.propensity FROM {table} l JOIN unnest(%s::text[], %s::text[]) "
+                              "AS k(o, a) ON l.optimization_id = k.o AND l.anonymous_id = k.a")
+        self._local = threading.local()
+        self._held: list[Any] = []
+        self._held_lock = threading.Lock()
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.store.engine.raw_connection()
+            if self.postgres:
+                driver: Any = conn.driver_connection
+                driver.autocommit = True  # a lookup opens no transaction
+            self._local.conn = conn
+            with self._held_lock:
+                self._held.append(conn)
+        return conn
+
+    def _drop(self, conn: Any) -> None:
+        self._local.conn = None
+        with self._held_lock:
+            if conn in self._held:
+                self._held.remove(conn)
+        try:
+            conn.invalidate()
+        except Exception:  # noqa: BLE001 - already broken
+            pass
+
+    def close(self) -> None:
+        """Close the connections threads hold (at shutdown)."""
+        with self._held_lock:
+            held, self._held = self._held, []
+        for conn in held:
+            try:
+                conn.invalidate()
+            except Exception:  # noqa: BLE001 - closing anyway
+                pass
+
+    def _run(self, work: Any) -> Any:
+        """Run `work(dbapi_connection)`; on a broken connection, once more on a new one."""
+        for attempt in (0, 1):
+            conn = self._connection()
+            try:
+                return work(conn.driver_connection)
+            except Exception:
+                self._drop(conn)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    # -- locks ---------------------------------------------------------------------------
 
     def get(self, optimization_id: str, anonymous_id: str) -> tuple[int, float] | None:
         """The user's stored lock."""
-        # Raw SQL: building the ORM select cost more Python than the indexed lookup itself,
-        # on the event loop, for every first visit of a user.
-        with self.store.engine.connect() as conn:
-            found = conn.exec_driver_sql(self._lookup, (optimization_id, anonymous_id)).first()
+        def lookup(conn: Any) -> Any:
+            cur = conn.cursor()
+            try:
+                cur.execute(self._lookup, (optimization_id, anonymous_id))
+                return cur.fetchone()
+            finally:
+                cur.close()
+
+        found = self._run(lookup)
         return (found[0], found[1]) if found else None
 
     def insert(self, rows: list[dict[str, Any]]) -> dict[Key, tuple[int, float]]:
         """Insert new locks (an existing row wins) in one transaction; return the lock that
         holds for every key, as stored."""
-        if not rows:
-            return {}
-        # Raw executemany: the ORM insert costs ~10× more Python per row.
-        params = [tuple(_naive(r[c]) for c in _COLUMNS) for r in rows]
+        return self.commit(rows, lambda _held: [])
+
+    def commit(self, rows: list[dict[str, Any]], outbox: Outbox) -> dict[Key, tuple[int, float]]:
+        """In one transaction: insert new locks (an existing row wins), read back the lock that
+        holds for every key, and insert the exposure-outbox rows `outbox(held)` returns
+        (`(organization id, payload)`, built from the locks as stored)."""
         keys = list({(r["optimization_id"], r["anonymous_id"]) for r in rows})
-        held: dict[Key, tuple[int, float]] = {}
-        with self.store.engine.begin() as conn:
-            conn.exec_driver_sql(self._insert, params)
-            for i in range(0, len(keys), _READ_BACK):
-                chunk = keys[i:i + _READ_BACK]
-                values = ", ".join(f"({self._mark}, {self._mark})" for _ in chunk)
-                flat = tuple(x for key in chunk for x in key)
-                for oid, anon, number, p in conn.exec_driver_sql(
-                        f"SELECT optimization_id, anonymous_id, variant_number, propensity "
-                        f"FROM {Lock.__tablename__} WHERE (optimization_id, anonymous_id) "
-                        f"IN (VALUES {values})", flat):
-                    held[(oid, anon)] = (int(number), float(p))
-        return held
+        if self.postgres:
+            return self._commit_postgres(rows, keys, outbox)
+        params = [tuple(_naive(r[c]) for c in _COLUMNS) for r in rows]
+
+        def write(conn: Any) -> dict[Key, tuple[int, float]]:
+            held: dict[Key, tuple[int, float]] = {}
+            cur = conn.cursor()
+            try:
+                if params:
+                    cur.executemany(self._insert, params)
+                for i in range(0, len(keys), _READ_BACK):
+                    chunk = keys[i:i + _READ_BACK]
+                    values = ", ".join("(?, ?)" for _ in chunk)
+                    cur.execute(f"SELECT optimization_id, anonymous_id, variant_number, "
+                                f"propensity FROM {Lock.__tablename__} WHERE (optimization_id, "
+                                f"anonymous_id) IN (VALUES {values})",
+                                tuple(x for key in chunk for x in key))
+                    held.update({(o, a): (int(n), float(p)) for o, a, n, p in cur.fetchall()})
+                exposures = outbox(held)
+                if exposures:
+                    cur.executemany(_OUTBOX_INSERT.replace("%s", "?"), exposures)
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+            finally:
+                cur.close()
+            return held
+
+        result: dict[Key, tuple[int, float]] = self._run(write)
+        return result
+
+    def _commit_postgres(self, rows: list[dict[str, Any]], keys: list[Key], outbox: Outbox
+                         ) -> dict[Key, tuple[int, float]]:
+        arrays = [[_naive(r[c]) if c != "propensity" else float(r[c]) for r in rows]
+                  for c in _COLUMNS]
+
+        def write(conn: Any) -> dict[Key, tuple[int, float]]:
+            with conn.transaction():
+                cur = conn.cursor()
+                try:
+                    held: dict[Key, tuple[int, float]] = {}
+                    if rows:
+                        cur.execute(self._insert_pg, arrays)
+                        cur.execute(self._read_back_pg,
+                                    ([k[0] for k in keys], [k[1] for k in keys]))
+                        held = {(o, a): (int(n), float(p)) for o, a, n, p in cur.fetchall()}
+                    exposures = outbox(held)
+                    if exposures:
+                        cur.execute(_OUTBOX_INSERT_PG, ([e[0] for e in exposures],
+                                                        [e[1] for e in exposures]))
+                    return held
+                finally:
+                    cur.close()
+
+        result: dict[Key, tuple[int, float]] = self._run(write)
+        return result

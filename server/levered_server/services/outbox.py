@@ -1,0 +1,161 @@
+"""The exposure outbox: served exposures move from the state store to the warehouse, behind.
+
+A serve commits its exposure into `exposure_outbox` in the same state-store transaction as its
+sticky lock (`store/locks.py`), so the answer waits for one commit and never for the warehouse
+(a DuckDB file busy with a training query, a warehouse on another server). This mover copies
+the rows to each organization's managed warehouse every `interval` seconds, and at once when a
+reader asks (`flush`: attribution, training and ingestion read recent serves), then deletes
+them from the outbox.
+
+Crash safety: rows leave the outbox only after the warehouse committed them. A crash between
+the two leaves rows that are already in the warehouse; the first move after a start therefore
+skips exposure ids the warehouse has (and on PostgreSQL the unique index always does). With
+several replicas on PostgreSQL each move claims its rows with `FOR UPDATE SKIP LOCKED`, so
+replicas move disjoint rows, and rows a dead replica left are moved by the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import text
+
+from levered_server.store.db import Store
+
+log = logging.getLogger("levered_server.exposures")
+BATCH = 5000
+_TIMES = ("timestamp_utc", "created_at")
+
+
+def encode(row: dict[str, Any]) -> str:
+    """An exposure row (keyed by `exposure_writer.COLUMNS`) as outbox JSON."""
+    return json.dumps({k: (v.isoformat() if k in _TIMES and v is not None else v)
+                       for k, v in row.items()}, ensure_ascii=False)
+
+
+def decode(payload: str) -> dict[str, Any]:
+    """An outbox payload back into an exposure row (naive UTC timestamps)."""
+    row: dict[str, Any] = json.loads(payload)
+    for k in _TIMES:
+        if row.get(k) is not None:
+            row[k] = dt.datetime.fromisoformat(row[k])
+    return row
+
+
+class OutboxMover:
+    """Moves outbox rows into the managed warehouses: a thread, and `flush` for readers."""
+
+    def __init__(self, store: Store, warehouses: Any, interval: float = 0.2) -> None:
+        self.store = store
+        self.warehouses = warehouses
+        self.interval = interval
+        self.postgres = store.engine.dialect.name == "postgresql"
+        self._lock = threading.Lock()  # one move at a time in this process
+        self._recovered = False  # the first move skips ids the warehouse has already
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.moved = 0
+
+    def flush(self, org_id: str | None = None) -> None:
+        """Move every row (of one organization, or all) now.
+
+        :raises Exception: the warehouse failed; the rows stay in the outbox.
+        """
+        while self._move(org_id) >= BATCH:
+            pass
+
+    def start(self) -> None:
+        """Start the mover thread."""
+        self._thread = threading.Thread(target=self._run, name="levered-outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread after one last move (rows that cannot move stay for the next start)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        try:
+            self.flush()
+        except Exception as exc:  # noqa: BLE001 - kept in the outbox, moved after a restart
+            log.warning("exposures left in the outbox at shutdown: %s", exc)
+
+    def _run(self) -> None:
+        failing = False
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self.flush()
+                if failing:
+                    log.warning("moving exposures to the warehouse works again")
+                failing = False
+            except Exception as exc:  # noqa: BLE001 - one line per failing period, then retry
+                if not failing:
+                    log.warning("moving exposures to the warehouse failed (%s); they stay in "
+                                "the outbox and are retried", exc)
+                failing = True
+
+    def _move(self, org_id: str | None) -> int:
+        where = "WHERE organization_id = :org " if org_id else ""
+        select = f"SELECT id, organization_id, payload FROM exposure_outbox {where}ORDER BY id " \
+                 f"LIMIT {BATCH}"
+        with self._lock:
+            if self.postgres:
+                # Claimed until this transaction ends: other replicas skip these rows.
+                with self.store.engine.begin() as conn:
+                    rows = list(conn.execute(text(select + " FOR UPDATE SKIP LOCKED"),
+                                             {"org": org_id}).all())
+                    written, error = self._write_all(rows)
+                    self._delete(conn, written)
+            else:
+                # SQLite: no transaction across the warehouse write (the serve log commits
+                # meanwhile); one process per data dir, and this lock, keep moves apart.
+                with self.store.engine.connect() as conn:
+                    rows = list(conn.execute(text(select), {"org": org_id}).all())
+                written, error = self._write_all(rows)
+                with self.store.engine.begin() as conn:
+                    self._delete(conn, written)
+            if written:
+                self._recovered = True
+                self.moved += len(written)
+            if error is not None:
+                raise error
+            return len(rows)
+
+    def _write_all(self, rows: list[Any]) -> tuple[list[Any], Exception | None]:
+        """Write the rows organization by organization; return those written and the first
+        failure (the others stay in the outbox)."""
+        by_org: dict[str, list[Any]] = defaultdict(list)
+        for row in rows:
+            by_org[row[1]].append(row)
+        written: list[Any] = []
+        error: Exception | None = None
+        for org, batch in by_org.items():
+            try:
+                self._write(org, [decode(r[2]) for r in batch])
+            except Exception as exc:  # noqa: BLE001 - reported after the others moved
+                error = error or exc
+                continue
+            written += batch
+        return written, error
+
+    @staticmethod
+    def _delete(conn: Any, rows: list[Any]) -> None:
+        if rows:
+            ids = ", ".join(str(int(r[0])) for r in rows)
+            conn.execute(text(f"DELETE FROM exposure_outbox WHERE id IN ({ids})"))
+
+    def _write(self, org_id: str, rows: list[dict[str, Any]]) -> None:
+        driver = self.warehouses.managed(org_id)
+        if self._recovered:
+            driver.append_exposures(rows)
+        else:
+            # Rows a crash left between the warehouse's commit and the outbox's delete.
+            driver.ingest("exposures", [{**r, "_explicit_id": True} for r in rows])
