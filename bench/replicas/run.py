@@ -1,6 +1,6 @@
 """Serve throughput with 1, 2 and 3 replicas on one PostgreSQL behind HAProxy (loopback only).
 
-For each replica count: start the replicas (tests/cluster.py: the production layout of
+For each replica count (and each `--workers` count, uvicorn workers per replica): start the replicas (tests/cluster.py: the production layout of
 docs/server.md, PostgreSQL state and managed warehouse, one secret), create a `cmab`
 optimization with two context factors, then drive `POST …/serve` through HAProxy with `wrk`
 (closed loop: it measures the most the layout answers; every request a new anonymous id, so
@@ -9,6 +9,7 @@ also measured without the balancer. Writes a table into docs/benchmarks.md betwe
 `replicas` markers, keeping earlier runs.
 
     python bench/replicas/run.py --seconds 15 --connections 64
+    python bench/replicas/run.py --replicas 1 --workers 1 2    # one replica, 1 vs 2 workers
 
 Needs PostgreSQL on 127.0.0.1:5432 (or LEVERED_TEST_POSTGRES_URL), haproxy and wrk
 (`apt-get install haproxy wrk`).
@@ -63,15 +64,17 @@ def _wrk(url: str, seconds: int, connections: int, script: pathlib.Path) -> dict
             "p50": lat.get("50", float("nan")), "p99": lat.get("99", float("nan"))}
 
 
-def measure(n: int, seconds: int, connections: int, pg_url: str) -> list[dict[str, object]]:
-    """Rows for `n` replicas: through the balancer (and direct, for one replica)."""
+def measure(n: int, workers: int, seconds: int, connections: int,
+            pg_url: str) -> list[dict[str, object]]:
+    """Rows for `n` replicas of `workers` workers: through the balancer (and direct, for one
+    replica)."""
     from tests.cluster import cluster
     from tests.server.factories import HERO, SIGNUP_SQL
 
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp, cluster(
             pathlib.Path(tmp), pg_url, n, LEVERED_TRAIN_EVERY_SERVES="0",
-            LEVERED_TRAIN_INTERVAL_MINUTES="0") as c:
+            LEVERED_TRAIN_INTERVAL_MINUTES="0", LEVERED_WORKERS=str(workers)) as c:
         _, metric, _ = c.api("POST", "/api/v2/warehouse/metrics", {
             "name": "m", "sql": SIGNUP_SQL,
             "column_mapping": {"anonymous_id": "anonymous_id", "timestamp": "timestamp_utc"}})
@@ -84,26 +87,29 @@ def measure(n: int, seconds: int, connections: int, pg_url: str) -> list[dict[st
         for via, base in targets:
             _wrk(base + path, 3, connections, script)  # warm up
             got = _wrk(base + path, seconds, connections, script)
-            rows.append({"replicas": n, "via": via, **got})
+            rows.append({"replicas": n, "workers": workers, "via": via, **got})
     return rows
 
 
 def _table(rows: list[dict[str, object]], seconds: int, connections: int) -> str:
-    base = next(float(r["rate"]) for r in rows if r["replicas"] == 1 and r["via"] == "HAProxy")
+    first = [r for r in rows if r["replicas"] == 1 and r["workers"] == 1 and r["via"] == "HAProxy"]
+    base = float((first or rows)[0]["rate"])  # type: ignore[arg-type]
     cores = os.cpu_count() or 1
     lines = [f"Run {dt.date.today().isoformat()} on {cores} cores ({platform.machine()}, "
              f"Python {platform.python_version()}), PostgreSQL state and managed warehouse, "
              f"`cmab` with two context factors (untrained: uniform), a new anonymous id per "
              f"request (each writes a lock and an exposure before it is answered), access log "
-             f"off, `wrk -t2 -c{connections} -d{seconds}s` on the same machine.",
+             f"off, `wrk -t2 -c{connections} -d{seconds}s` on the same machine; load average "
+             f"{os.getloadavg()[0]:.1f} at the end (wrk, the servers and PostgreSQL count in it).",
              "",
-             "| replicas | via | req/s | p50 ms | p99 ms | non-2xx | vs 1 replica | per core used |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| replicas | workers each | via | req/s | p50 ms | p99 ms | non-2xx | vs 1 process via HAProxy "
+             "| per core used |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        n = int(r["replicas"])  # type: ignore[call-overload]
+        n, w = int(r["replicas"]), int(r["workers"])  # type: ignore[call-overload]
         rate = float(r["rate"])  # type: ignore[arg-type]
-        per_core = rate / min(n, cores) / base
-        lines.append(f"| {n} | {r['via']} | {rate:,.0f} | {float(r['p50']):.1f} | "  # type: ignore[arg-type]
+        per_core = rate / min(n * w, cores) / base
+        lines.append(f"| {n} | {w} | {r['via']} | {rate:,.0f} | {float(r['p50']):.1f} | "  # type: ignore[arg-type]
                      f"{float(r['p99']):.1f} | {int(float(r['errors']))} | "  # type: ignore[arg-type]
                      f"{rate / base:.2f}× | {per_core:.2f} |")
     return "\n".join(lines)
@@ -123,6 +129,8 @@ def write_doc(text: str) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--workers", type=int, nargs="+", default=[1],
+                   help="uvicorn workers per replica (LEVERED_WORKERS), each count measured")
     p.add_argument("--seconds", type=int, default=15)
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--no-write", action="store_true", help="print, do not update the docs")
@@ -136,8 +144,8 @@ def main() -> None:
 
     if not PG_URL:
         sys.exit("PostgreSQL does not answer on 127.0.0.1:5432 (or set LEVERED_TEST_POSTGRES_URL)")
-    rows = [row for n in args.replicas for row in measure(n, args.seconds, args.connections,
-                                                          PG_URL)]
+    rows = [row for n in args.replicas for w in args.workers
+            for row in measure(n, w, args.seconds, args.connections, PG_URL)]
     text = _table(rows, args.seconds, args.connections)
     print(text)
     if not args.no_write:

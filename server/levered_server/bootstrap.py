@@ -46,11 +46,15 @@ def ensure_initialized(*, store: Store, settings: Settings) -> dict[str, Any] | 
 
     :returns: what was created (including the one-time admin password), or None.
     """
-    with store.system_session() as s:
-        if s.scalar(select(func.count()).select_from(Organization)):
-            return None
-    return create_organization(store=store, settings=settings, name=settings.org_name,
-                               admin_email=settings.admin_email)
+    from levered_server.store.lease import lease
+
+    # Replicas starting together on an empty PostgreSQL: one creates, the others find it.
+    with lease(store, "initialize", wait=True):
+        with store.system_session() as s:
+            if s.scalar(select(func.count()).select_from(Organization)):
+                return None
+        return create_organization(store=store, settings=settings, name=settings.org_name,
+                                   admin_email=settings.admin_email)
 
 
 def has_database(settings: Settings) -> bool:

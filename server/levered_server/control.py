@@ -3,7 +3,8 @@
 The `levered server start|stop|status` commands wrap `start_background`, `stop` and
 `status`; the state file `<data_dir>/server.json` says where a running server listens. The
 serving process holds `<data_dir>/server.lock` (`datadir_lock.py`) from before it writes
-server.json until it exits, so a second server on the same data dir refuses to start.
+server.json until it exits, so a second server on the same data dir refuses to start. With
+`--workers N` (PostgreSQL only) that process is the parent of N workers (`workers.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from levered_server import __version__, datadir_lock
+from levered_server import __version__, datadir_lock, workers
 from levered_server.settings import Settings
 
 STATE_FILE = "server.json"
@@ -49,10 +50,12 @@ def _describe_warehouse(settings: Settings) -> str:
 
 
 def preflight(settings: Settings) -> None:
-    """Refuse now what would not start: the data dir in use, a missing or wrong secret key.
+    """Refuse now what would not start: workers the layout does not allow, the data dir in
+    use, a missing or wrong secret key.
 
-    :raises StartRefused: with a one-line reason (`DataDirInUse`, `KeyMismatch`, ...).
+    :raises StartRefused: with a one-line reason (`WorkersRefused`, `DataDirInUse`, ...).
     """
+    workers.check(settings)
     datadir_lock.check_free(settings.data_dir)
     check_secret_key(settings)
     check_managed_warehouse(settings)
@@ -86,11 +89,14 @@ def check_secret_key(settings: Settings) -> None:
 
 
 def run(settings: Settings) -> None:
-    """Serve in this process until SIGINT/SIGTERM; holds the data dir's lock meanwhile.
+    """Serve until SIGINT/SIGTERM, in this process or its `settings.workers` workers; this
+    process holds the data dir's lock meanwhile.
 
-    :raises StartRefused: another process holds the data dir, or the secret key is wrong;
-        then nothing of the running server (server.json, its log) was touched.
+    :raises StartRefused: more workers than the layout allows, another process holds the data
+        dir, or the secret key is wrong (then nothing of the running server, server.json or
+        its log, was touched); or a worker could not start (`WorkerFailed`).
     """
+    workers.check(settings)
     lock = datadir_lock.acquire(settings.data_dir)
     try:
         _serve(settings)
@@ -98,31 +104,48 @@ def run(settings: Settings) -> None:
         lock.release()
 
 
-def _serve(settings: Settings) -> None:
-    import uvicorn
-
-    from levered_server.app import create_app
-
+def configure_logging(settings: Settings) -> None:
+    """The server's log format and level (the parent's, and each worker's)."""
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    # Here rather than in the app's lifespan, where uvicorn would log a traceback.
+
+
+UVICORN_OPTIONS: dict[str, Any] = {
+    "access_log": False, "server_header": False,
+    # Longer than any client's idle gap (device polls, dashboards) so the server does not
+    # close a kept-alive connection just as the client reuses it.
+    "timeout_keep_alive": 75}
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    configure_logging(settings)
+    # Here rather than in the app's lifespan, where uvicorn would log a traceback; and here,
+    # once, rather than in each of several workers.
     check_secret_key(settings)
     check_managed_warehouse(settings)
-    app = create_app(settings)
+    app: Any = None
+    if settings.workers == 1:
+        from levered_server.app import create_app
+
+        app = create_app(settings)
+    else:
+        workers.initialize(settings)
     path = state_path(settings.data_dir)
     state = {"pid": os.getpid(), "host": settings.host, "port": settings.port,
              "url": f"http://{_url_host(settings.host)}:{settings.port}",
              "version": __version__, "database": _describe_db(settings),
-             "warehouse": _describe_warehouse(settings),
+             "warehouse": _describe_warehouse(settings), "workers": settings.workers,
              "data_dir": str(settings.data_dir), "started_at": time.time()}
     path.write_text(json.dumps(state, indent=2))
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                    access_log=False, server_header=False,
-                    # Longer than any client's idle gap (device polls, dashboards) so the server
-                    # does not close a kept-alive connection just as the client reuses it.
-                    timeout_keep_alive=75)
+        if app is not None:
+            uvicorn.run(app, host=settings.host, port=settings.port,
+                        log_level=settings.log_level, **UVICORN_OPTIONS)
+        else:
+            workers.serve(settings, log_level=settings.log_level, **UVICORN_OPTIONS)
     finally:
         with contextlib.suppress(FileNotFoundError):
             if json.loads(path.read_text()).get("pid") == os.getpid():
@@ -161,8 +184,12 @@ def status(data_dir: Path) -> dict[str, Any]:
         state = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return {"running": False, "url": None, "pid": None, "version": None,
-                "database": None, "warehouse": None, "data_dir": str(data_dir)}
-    health = _healthy(state["url"]) if _alive(int(state["pid"])) else None
+                "database": None, "warehouse": None, "workers": None, "data_dir": str(data_dir)}
+    alive = _alive(int(state["pid"]))
+    health = _healthy(state["url"]) if alive else None
+    state.setdefault("workers", 1)  # written by a server from before workers
+    if state["workers"] > 1:
+        state["worker_pids"] = workers.worker_pids(int(state["pid"])) if alive else []
     return {**state, "running": health is not None and health.get("status") == "ok",
             "health": health}
 
@@ -181,7 +208,8 @@ def start_background(settings: Settings, *, wait: float = 30.0,
         raise RuntimeError(f"already running at {current['url']} (pid {current['pid']})")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "levered_server", "--host", settings.host,
-            "--port", str(settings.port), "--data-dir", str(settings.data_dir)]
+            "--port", str(settings.port), "--data-dir", str(settings.data_dir),
+            "--workers", str(settings.workers)]
     if settings.database_url:
         argv += ["--database-url", settings.database_url]
     # Multithreaded BLAS is ~5x slower for the engine's small matrices on 2-core machines.
@@ -205,7 +233,11 @@ def start_background(settings: Settings, *, wait: float = 30.0,
 
 
 def stop(data_dir: Path, *, wait: float = 15.0) -> bool:
-    """Stop the server of this data dir (SIGTERM, then SIGKILL). Returns False if none ran."""
+    """Stop the server of this data dir (SIGTERM, then SIGKILL). Returns False if none ran.
+
+    With several workers the SIGTERM goes to their parent, which passes it on and waits for
+    each worker to commit its queued writes.
+    """
     path = state_path(data_dir)
     try:
         pid = int(json.loads(path.read_text())["pid"])
@@ -214,6 +246,7 @@ def stop(data_dir: Path, *, wait: float = 15.0) -> bool:
     if not _alive(pid):
         path.unlink(missing_ok=True)
         return False
+    children = workers.worker_pids(pid)
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and _alive(pid):
@@ -221,6 +254,8 @@ def stop(data_dir: Path, *, wait: float = 15.0) -> bool:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
     if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
+        for child in [pid, *children]:  # workers outliving a killed parent would keep the port
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
     path.unlink(missing_ok=True)
     return True

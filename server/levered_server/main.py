@@ -9,6 +9,13 @@ from pathlib import Path
 from levered_server import __version__
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Options of `levered-server`; each falls back to its environment variable."""
     p = argparse.ArgumentParser(prog="levered-server",
@@ -20,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url",
                    help="SQLAlchemy URL of PostgreSQL, e.g. postgresql+psycopg://u@h/db "
                         "(default: SQLite in the data dir)")
+    p.add_argument("--workers", type=_positive,
+                   help="worker processes on the port (default 1, LEVERED_WORKERS); more than "
+                        "one needs a PostgreSQL --database-url")
     p.add_argument("--log-level", help="debug, info, warning (default info)")
     p.add_argument("--generate-secret-key", action="store_true",
                    help="print a new random value for LEVERED_SECRET_KEY and exit")
@@ -30,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse options, then serve until interrupted.
 
-    A refused start (the data dir in use, no or the wrong secret key) is one line on stderr
-    and exit status 1.
+    A refused start (the data dir in use, no or the wrong secret key, more workers than the
+    layout allows, a worker that could not start) is one line on stderr and exit status 1.
     """
     from levered_server.control import run
     from levered_server.errors import StartRefused
@@ -45,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         settings = settings_from_env(host=args.host, port=args.port, data_dir=args.data_dir,
-                                     database_url=args.database_url, log_level=args.log_level)
+                                     database_url=args.database_url, log_level=args.log_level,
+                                     workers=args.workers)
     except ValueError as exc:
         sys.stderr.write(f"levered-server: invalid setting: {exc}\n")
         return 2

@@ -90,6 +90,8 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 3100
+    # uvicorn worker processes on the port (workers.py); more than one needs PostgreSQL.
+    workers: int = 1
     data_dir: Path = dataclasses.field(default_factory=default_data_dir)
     database_url: str | None = None
     public_url: str = "http://localhost:3100"
@@ -173,6 +175,7 @@ class Settings:
 _ENV: dict[str, tuple[str, Any]] = {
     "LEVERED_HOST": ("host", str),
     "LEVERED_PORT": ("port", int),
+    "LEVERED_WORKERS": ("workers", _threads),
     "LEVERED_DATA_DIR": ("data_dir", lambda v: Path(v).expanduser()),
     "LEVERED_DATABASE_URL": ("database_url", str),
     "LEVERED_PUBLIC_URL": ("public_url", str),

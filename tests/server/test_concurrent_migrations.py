@@ -23,3 +23,21 @@ def test_four_stores_migrate_one_fresh_schema_at_once():
         finally:
             for s in stores:
                 s.dispose()
+
+
+def test_replicas_starting_together_create_one_default_organization(tmp_path):
+    from levered_server.bootstrap import ensure_initialized
+    from tests.server.conftest import make_settings
+
+    with database_url("postgres") as url:
+        store = open_store(url)
+        settings = make_settings(tmp_path, url)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                made = list(pool.map(lambda _: ensure_initialized(store=store, settings=settings),
+                                     range(4)))
+            assert sum(m is not None for m in made) == 1
+            with store.engine.connect() as conn:
+                assert conn.exec_driver_sql("SELECT count(*) FROM organizations").scalar() == 1
+        finally:
+            store.dispose()

@@ -27,15 +27,18 @@ def lease_key(name: str) -> int:
 
 
 @contextlib.contextmanager
-def lease(store: Store, name: str) -> Iterator[None]:
-    """Hold the lease `name` for the block, or raise :class:`LeaseHeld` at once."""
+def lease(store: Store, name: str, *, wait: bool = False) -> Iterator[None]:
+    """Hold the lease `name` for the block; when another process holds it, raise
+    :class:`LeaseHeld` at once, or with `wait` wait for it."""
     if store.engine.dialect.name != "postgresql":
         yield
         return
     key = lease_key(name)
     # Autocommit: the lease must not keep a transaction open for the whole job.
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        if not conn.exec_driver_sql("SELECT pg_try_advisory_lock(%s)", (key,)).scalar():
+        if wait:
+            conn.exec_driver_sql("SELECT pg_advisory_lock(%s)", (key,))
+        elif not conn.exec_driver_sql("SELECT pg_try_advisory_lock(%s)", (key,)).scalar():
             raise LeaseHeld(name)
         try:
             yield

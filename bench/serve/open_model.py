@@ -1,0 +1,228 @@
+"""Serve latency at fixed rates (wrk2, open model) and max throughput (wrk), beside a bare app.
+
+Starts `levered-server` (embedded default, or `--database-url` PostgreSQL, optionally
+`--workers N`) with a `cmab` optimization of six variants and two context factors, and the
+bare FastAPI reference (`bench/serve/bare_app.py`) on another port. For each rate, wrk2 sends
+`POST …/serve` with a new anonymous id per request at that fixed rate, and reports latency from
+each request's scheduled send time (coordinated omission corrected); then wrk measures each
+app's max throughput. Loopback only; the generator shares the machine's cores. Prepends the run
+(with its date) to docs/benchmarks.md between the `serve-open` markers.
+
+    python bench/serve/open_model.py --rates 500 1000 --seconds 20 [--training off]
+
+wrk2 is not packaged by Debian: `git clone https://github.com/giltene/wrk2 && make -C wrk2`,
+then `--wrk2 wrk2/wrk` (default: `wrk2` on the PATH, else /tmp/wrk2/wrk). wrk: `apt-get install
+wrk`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import pathlib
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+DOC = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- serve-open:begin -->", "<!-- serve-open:end -->"
+LUA = """
+counter = 0
+function setup(thread)
+  thread:set("tid", tostring(math.random(1, 1000000000)))
+end
+request = function()
+  counter = counter + 1
+  local c = ({"US", "DE", "FR"})[counter % 3 + 1]
+  local d = ({"mobile", "desktop"})[counter % 2 + 1]
+  local body = '{"anonymous_id":"o' .. tid .. '-' .. counter ..
+    '","context":{"country":"' .. c .. '","device_type":"' .. d .. '"}}'
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+end
+"""
+DESIGN = {"name": "bench", "model_type": "cmab", "holdout_percentage": 10,
+          "training_data_config": {
+              "reward": {"name": "signup", "type": "bool"},
+              "design_factors": [
+                  {"name": "headline", "levels": ["Ship faster", "Build better", "Scale up"]},
+                  {"name": "cta_text", "levels": ["Get started", "Try it free"]}],
+              "context_factors": [{"name": "country", "levels": ["US", "DE", "FR"]},
+                                  {"name": "device_type", "levels": ["mobile", "desktop"]}]}}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], log: pathlib.Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                sys.exit(log.read_text())
+            time.sleep(0.1)
+
+
+def _call(url: str, path: str, body: dict, key: str) -> dict:
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return dict(json.loads(resp.read()))
+
+
+def start_levered(tmp: pathlib.Path, args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
+    """The real server and the serve URL of a fresh cmab optimization."""
+    port = _free_port()
+    exe = pathlib.Path(sys.executable).with_name("levered-server")
+    env = {**os.environ, "LEVERED_HOME": str(tmp / "home"), "LEVERED_RATE_LIMIT_PER_MINUTE": "0",
+           "LEVERED_SERVE_RATE_LIMIT_PER_MINUTE": "0", "LEVERED_ACCESS_LOG": "false",
+           "LEVERED_TRAIN_EVERY_SERVES": "1000" if args.training == "on" else "0",
+           "LEVERED_TRAIN_INTERVAL_MINUTES": "15" if args.training == "on" else "0",
+           "LEVERED_MIN_TRAIN_OBSERVATIONS": "100", "OPENBLAS_NUM_THREADS": "1"}
+    cmd = [str(exe), "--port", str(port), "--data-dir", str(tmp / "data")]
+    if args.database_url:
+        env.setdefault("LEVERED_SECRET_KEY", "bench-secret-key")
+        cmd += ["--database-url", args.database_url]
+    if args.workers > 1:
+        cmd += ["--workers", str(args.workers)]
+    log = tmp / "levered.log"
+    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    _wait(url + "/healthz", proc, log)
+    from levered_server.bootstrap import create_api_key
+
+    key = create_api_key(data_dir=tmp / "data", database_url=args.database_url)["secret"]
+    metric = _call(url, "/api/v2/warehouse/metrics", {
+        "name": "m", "sql": "SELECT anonymous_id, timestamp_utc FROM managed_dw.rewards "
+                            "WHERE name = 'signup'",
+        "column_mapping": {"anonymous_id": "anonymous_id", "timestamp": "timestamp_utc"}}, key)
+    opt = _call(url, "/api/v2/optimizations", {**DESIGN, "reward_metric_id": metric["id"]}, key)
+    return proc, f"{url}/api/v2/optimizations/{opt['id']}/serve"
+
+
+def start_bare(tmp: pathlib.Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    log = tmp / "bare.log"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "serve" / "bare_app.py"),
+                             "--port", str(port)], stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/api/v2/optimizations/bench/serve"
+    _wait(f"http://127.0.0.1:{port}/docs", proc, log)
+    return proc, url
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def fixed_rate(wrk2: str, url: str, rate: int, seconds: int, script: pathlib.Path
+               ) -> dict[str, float]:
+    """wrk2 at `rate` req/s: p50, p99, p99.9, max (ms) and the rate achieved."""
+    out = subprocess.run([wrk2, "-t2", "-c64", f"-d{seconds}s", f"-R{rate}", "--latency",
+                          "-s", str(script), url], capture_output=True, text=True,
+                         timeout=seconds + 120).stdout
+    got: dict[str, float] = {}
+    for label, pct in (("p50", "50.000"), ("p99", "99.000"), ("p99.9", "99.900"),
+                       ("max", "100.000")):
+        m = re.search(rf"^\s*{re.escape(pct)}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
+        got[label] = _ms(m.group(1), m.group(2)) if m else float("nan")
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    got["achieved"] = float(m.group(1)) if m else float("nan")
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    got["errors"] = float(errors.group(1)) if errors else 0.0
+    return got
+
+
+def max_rate(url: str, seconds: int, script: pathlib.Path) -> float:
+    """wrk (closed loop, 64 connections): the most requests/s answered."""
+    out = subprocess.run(["wrk", "-t2", "-c64", f"-d{seconds}s", "-s", str(script), url],
+                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return float(m.group(1)) if m else float("nan")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rates", type=int, nargs="+", default=[500, 1000])
+    p.add_argument("--seconds", type=int, default=20)
+    p.add_argument("--training", choices=["on", "off"], default="on",
+                   help="automatic training (every 1,000 serves) on the server")
+    p.add_argument("--database-url", help="PostgreSQL state (default: the embedded default)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--wrk2", default=shutil.which("wrk2") or "/tmp/wrk2/wrk")
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args()
+    if not 1 <= args.seconds <= 120 or any(not 1 <= r <= 20000 for r in args.rates):
+        sys.exit("--seconds 1-120 and --rates 1-20000")
+    if not pathlib.Path(args.wrk2).exists() or shutil.which("wrk") is None:
+        sys.exit("needs wrk2 (--wrk2 PATH; see the docstring) and wrk (apt-get install wrk)")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = pathlib.Path(tmp_name)
+        script = tmp / "serve.lua"
+        script.write_text(LUA)
+        procs = []
+        try:
+            lv, lv_url = start_levered(tmp, args)
+            procs.append(lv)
+            bare, bare_url = start_bare(tmp)
+            procs.append(bare)
+            for name, url in (("levered", lv_url), ("bare FastAPI", bare_url)):
+                fixed_rate(args.wrk2, url, min(args.rates), 5, script)  # warm up
+                for rate in args.rates:
+                    rows.append({"app": name, "rate": rate,
+                                 **fixed_rate(args.wrk2, url, rate, args.seconds, script)})
+            top = {name: max_rate(url, 10, script)
+                   for name, url in (("levered", lv_url), ("bare FastAPI", bare_url))}
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(30)
+    layout = (f"PostgreSQL, {args.workers} worker(s)" if args.database_url
+              else "embedded default (SQLite + DuckDB), 1 process")
+    lines = [f"Run {dt.datetime.now().isoformat(timespec='minutes')} on {os.cpu_count()} cores "
+             f"({platform.machine()}, Python {platform.python_version()}, load average before "
+             f"{os.getloadavg()[0]:.2f}), levered: {layout}, automatic training {args.training}, "
+             "`cmab` 6 variants × 2 context factors, a new anonymous id per request, every "
+             "exposure committed before the answer; bare FastAPI: in-memory policy, exposures "
+             f"batched into SQLite after the answer. wrk2 -t2 -c64 -d{args.seconds}s per rate.",
+             "", "| app | rate req/s | achieved | p50 ms | p99 ms | p99.9 ms | max ms | non-2xx |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['app']} | {r['rate']:,} | {r['achieved']:,.0f} | {r['p50']:.2f} | "
+                     f"{r['p99']:.2f} | {r['p99.9']:.2f} | {r['max']:.1f} | {int(r['errors'])} |")
+    lines += ["", f"Max throughput (wrk -t2 -c64 -d10s): levered {top['levered']:,.0f} req/s, "
+                  f"bare FastAPI {top['bare FastAPI']:,.0f} req/s "
+                  f"({top['levered'] / top['bare FastAPI']:.0%} of bare)."]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        doc = DOC.read_text()
+        if BEGIN not in doc:
+            doc += (f"\n## Serving, open model (`bench/serve/open_model.py`)\n\n{BEGIN}\n{END}\n")
+        head, rest = doc.split(BEGIN, 1)
+        body, tail = rest.split(END, 1)
+        DOC.write_text(f"{head}{BEGIN}\n{text}\n\n{body.strip()}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    main()
