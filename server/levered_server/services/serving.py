@@ -120,7 +120,12 @@ def decide(*, runtime: Any, optimization_id: str, request: dict[str, Any],
         number, holdout, propensity = 1, True, 1.0
     else:
         holdout = False
-        locked = runtime.serve_log.held(snap.id, anon)
+        # A serve that commits its lock learns the stored one from the commit (insert, then
+        # read back), so it skips the lookup: no database round trip on the event loop, and
+        # the answer is the stored lock even when another request of the same user is being
+        # committed. Dry runs, and write-behind (answered before the commit), look it up.
+        commits = not dry and not runtime.serve_log.write_behind
+        locked = None if commits else runtime.serve_log.held(snap.id, anon)
         if locked is not None:
             number, propensity = locked
         else:
