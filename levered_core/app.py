@@ -160,13 +160,17 @@ class LeveredApp(cliff_app.App):
         settings = self.settings
         return config.environment(settings), config.resolve_api_url(settings, self.options.api_url)
 
+    def login_command(self) -> str:
+        """The command that logs in to :meth:`target`'s URL: ``--api-url`` too if the flag chose it."""
+        return f"levered login --api-url {self.target()[1]}" if self.options.api_url else "levered login"
+
     def new_client(self, token: str | None = None) -> LeveredClient:
         """A client for :meth:`target` with the configured timeout and CA bundle."""
         from levered_core.client import LeveredClient
 
         settings = self.settings
-        return LeveredClient(self.target()[1], token, timeout=float(settings.get("timeout")),
-                             ca_bundle=settings.get("ca_bundle"))
+        return LeveredClient(self.target()[1], token, timeout=float(settings.checked("timeout")),
+                             ca_bundle=settings.checked("ca_bundle"), login_command=self.login_command())
 
     @property
     def client(self) -> LeveredClient:
@@ -183,7 +187,7 @@ class LeveredApp(cliff_app.App):
                 from levered_core import oauth
 
                 def refresher(stale: str | None) -> str:
-                    return oauth.refresh(client.session, env, api_url, stale)
+                    return oauth.refresh(client.session, env, api_url, stale, login=client.login_command)
 
                 client._refresher = refresher
                 if oauth.expires_soon(stored):
@@ -239,5 +243,5 @@ def run(argv: list[str]) -> int:
         manifest = manifest_module.load()
     except Exception as exc:  # discovery itself failed: say so in one line
         sys.stderr.write(f"Error: cannot list installed plugins: {describe(exc)}\n")
-        return int(ExitCode.ERROR)
+        return exit_code_for(exc)  # a malformed site config is a local problem: 2
     return int(LeveredApp(manifest).run(argv))

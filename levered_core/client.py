@@ -25,7 +25,7 @@ from levered_core.errors import APIError, ApiKeyRefused, ConnectionFailed, NotAu
 LOG = logging.getLogger("levered.http")
 
 CONNECT_TIMEOUT = 5.0
-#: Waits before retry 1, 2 and 3 of an idempotent request (API.md 13.1).
+#: Waits before retry 1, 2 and 3 of an idempotent request (docs/api.md 13.1).
 BACKOFF = (0.5, 1.0, 2.0)
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRY_STATUSES = frozenset({429, 503})
@@ -48,6 +48,8 @@ class LeveredClient:
     :param sleep: how to wait between retries (tests pass a fake).
     :param refresher: called with the rejected token after a 401 to get a fresh one (a stored
         login session); the request is then retried once.
+    :param login_command: the command that logs in to ``api_url``, named when a request needs a
+        credential and there is none.
     """
 
     def __init__(
@@ -59,9 +61,11 @@ class LeveredClient:
         ca_bundle: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         refresher: Callable[[str | None], str] | None = None,
+        login_command: str = "levered login",
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.token = token
+        self.login_command = login_command
         self._refresher = refresher
         self.timeout = timeout
         self._sleep = sleep
@@ -154,7 +158,7 @@ class LeveredClient:
         headers = {}
         if authenticated:
             if not self.token:
-                raise NotAuthenticated()
+                raise NotAuthenticated.no_session(self.api_url, self.login_command)
             headers["Authorization"] = f"Bearer {self.token}"
         url = self.url(path) if not path.startswith(("http://", "https://")) else path
         attempts = len(BACKOFF) + 1 if method in IDEMPOTENT else 1

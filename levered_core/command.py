@@ -156,6 +156,26 @@ class Command(_LeveredMixin, command.Command):
         return int(self._run_after_hooks(parsed_args, 0))
 
 
+class _CellFormatter:
+    """A cliff formatter handed each cell as its format prints it (:func:`levered_core.output.cells_for`).
+
+    Applied after cliff's ``--sort-column`` and ``-c``, so sorting compares the API's values.
+    """
+
+    def __init__(self, formatter: Any, name: str) -> None:
+        self.formatter, self.name = formatter, name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.formatter, attribute)
+
+    def emit_list(self, column_names: Sequence[str], data: Any, stdout: Any, parsed_args: argparse.Namespace) -> None:
+        rows = [output.cells_for(self.name, row) for row in data]
+        self.formatter.emit_list(column_names, rows, stdout, parsed_args)
+
+    def emit_one(self, column_names: Sequence[str], data: Any, stdout: Any, parsed_args: argparse.Namespace) -> None:
+        self.formatter.emit_one(column_names, output.cells_for(self.name, data), stdout, parsed_args)
+
+
 class _Display(_LeveredMixin):
     """Shared ``run`` of Lister and ShowOne: JSON, or cliff's formatters."""
 
@@ -175,7 +195,7 @@ class _Display(_LeveredMixin):
         if not result.data and parsed_args.formatter == "table":
             output.print_text("(none)", self.levered_app.stdout)  # cliff's table prints nothing at all
         else:
-            self.formatter = self._formatter_plugins[parsed_args.formatter].obj
+            self.formatter = _CellFormatter(self._formatter_plugins[parsed_args.formatter].obj, parsed_args.formatter)
             self.produce_output(parsed_args, result.columns, result.data)  # type: ignore[attr-defined]
         if result.footer:
             self.levered_app.stdout.flush()  # the footer follows the table on a shared terminal

@@ -1,7 +1,7 @@
 """CLI settings: ``$LEVERED_HOME/config.json``, the site-wide defaults, and their precedence.
 
 Known keys are validated on write; keys the CLI does not know that are already in the file
-are kept untouched. The contract is ``reference/API.md`` section 14.
+are kept untouched. The contract is ``docs/api.md`` section 14.
 """
 
 from __future__ import annotations
@@ -195,6 +195,25 @@ class Settings:
             if key in layer:
                 return layer[key]
         return KEYS[key].default
+
+    def checked(self, key: str) -> Any:
+        """Return the effective value of ``key``, validated again if a file holds it.
+
+        A hand-edited file may hold what ``config set`` would refuse (a timeout of ``"abc"``, a
+        CA bundle since deleted); the command that needs the value then stops here, locally.
+
+        :raises ConfigError: the value in force is invalid; the message names the file and the fix.
+        """
+        value = self.get(key)
+        source = self.source(key)
+        if value is None or source not in ("user", "site"):
+            return value
+        try:
+            return KEYS[key].parse(str(value))
+        except ValueError as exc:
+            path = config_path() if source == "user" else site_config_path()
+            raise ConfigError(f"{path}: invalid {key} {value!r}: {exc}; fix it with "
+                              f"`levered config set {key} VALUE`") from None
 
     def effective(self) -> dict[str, Any]:
         """Return every known key with its effective value."""

@@ -3,7 +3,8 @@
 Stored sessions live in ``auth.<env>.json`` (the environment's default URL) or
 ``auth.<env>.<h>.json`` (any other URL; ``<h>`` = first 12 hex digits of SHA-256 of the
 normalized URL), mode 0600, so tokens only ever go to the server that issued them
-(``reference/API.md`` 14.4).
+(``docs/api.md`` 14.4). Each also remembers who logged in (user, organization), so that
+``levered auth status`` can list sessions without asking any server.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import os
 import pathlib
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from levered_core import config, statefile
@@ -20,16 +22,31 @@ from levered_core import config, statefile
 
 @dataclasses.dataclass(frozen=True)
 class Session:
-    """Tokens from a login, as stored in an auth file."""
+    """Tokens from a login, as stored in an auth file.
+
+    ``user`` (``email``, ``name``) and ``organization`` (``id``, ``name``) are what
+    ``GET /api/v2/me`` said right after the login; ``None`` in files written before they existed.
+    """
 
     session_token: str
     refresh_token: str | None
     expires_at: str | None
     api_url: str
+    user: dict[str, Any] | None = None
+    organization: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the auth file's JSON object."""
         return dataclasses.asdict(self)
+
+    def with_identity(self, me: Mapping[str, Any]) -> Session:
+        """Return a copy that remembers the user and organization of a ``/api/v2/me`` body."""
+        return dataclasses.replace(self, user=_pick(me.get("user"), "email", "name"),
+                                   organization=_pick(me.get("organization"), "id", "name"))
+
+
+def _pick(value: Any, *keys: str) -> dict[str, Any] | None:
+    return {key: value.get(key) for key in keys} if isinstance(value, dict) else None
 
 
 def auth_path(environment: str, api_url: str) -> pathlib.Path:
@@ -62,7 +79,35 @@ def load_session(environment: str, api_url: str) -> Session | None:
         refresh_token=data.get("refresh_token"),
         expires_at=data.get("expires_at"),
         api_url=config.normalize_url(api_url),
+        user=_pick(data.get("user"), "email", "name"),
+        organization=_pick(data.get("organization"), "id", "name"),
     )
+
+
+def stored_sessions() -> list[tuple[str, Session]]:
+    """Return every usable stored session as ``(environment, session)``, sorted by URL.
+
+    A file is usable when its name is the one :func:`auth_path` gives for the ``api_url`` it
+    holds (what :func:`load_session` would read); others are skipped.
+
+    :raises ConfigError: an auth file is not valid JSON.
+    """
+    found = []
+    for path in sorted(config.home().glob("auth.*.json")):
+        environment = path.name.split(".")[1]
+        data = statefile.read_json(path)
+        if environment not in config.ENVIRONMENTS or not isinstance(data, dict):
+            continue
+        try:
+            api_url = config.normalize_url(str(data.get("api_url") or ""))
+        except ValueError:  # a port that is not a number: a hand edit
+            continue
+        if not api_url.startswith(("http://", "https://")) or auth_path(environment, api_url) != path:
+            continue
+        session = load_session(environment, api_url)
+        if session is not None:
+            found.append((environment, session))
+    return sorted(found, key=lambda pair: (pair[1].api_url, pair[0]))
 
 
 def save_session(environment: str, session: Session) -> pathlib.Path:

@@ -60,7 +60,12 @@ class UsageError(LeveredError):
 
 
 class ConfigError(LeveredError):
-    """A CLI state file that cannot be read (corrupt JSON, wrong type)."""
+    """A CLI state file that cannot be read (corrupt JSON, wrong type) or holds an invalid value.
+
+    Found locally and fixed locally, so it exits 2 like any other invalid local input.
+    """
+
+    exit_code = ExitCode.USAGE
 
 
 class PluginError(LeveredError):
@@ -74,6 +79,19 @@ class NotAuthenticated(LeveredError):
 
     def __init__(self, message: str = "Not authenticated: run `levered login`") -> None:
         super().__init__(message)
+
+    @classmethod
+    def no_session(cls, api_url: str, login: str = "levered login") -> NotAuthenticated:
+        """No API key and no stored session for ``api_url``: say where the CLI looked and how to log in.
+
+        :param login: the command that logs in to ``api_url``.
+        """
+        return cls(f"Not authenticated: no session for {api_url}; run `{login}` or set LEVERED_API_KEY")
+
+    @classmethod
+    def session_refused(cls, api_url: str, login: str = "levered login") -> NotAuthenticated:
+        """The stored session of ``api_url`` is expired or revoked and cannot be refreshed."""
+        return cls(f"Not authenticated: the session for {api_url} has expired or was revoked; run `{login}`")
 
 
 class ConnectionFailed(LeveredError):
@@ -90,7 +108,7 @@ class ConnectionFailed(LeveredError):
 
 
 class APIError(LeveredError):
-    """The server answered with an error envelope (API.md 1.5).
+    """The server answered with an error envelope (docs/api.md 1.5).
 
     :param status: the HTTP status code.
     :param code: the envelope's machine-readable ``error.code``.
@@ -119,6 +137,29 @@ class APIError(LeveredError):
     def __str__(self) -> str:
         tail = ", ".join(part for part in (self.code, self.request_id) if part)
         return f"{self.message} ({tail})" if tail else self.message
+
+    def detail_lines(self) -> list[str]:
+        """What ``details`` adds to the message, one line each, for people.
+
+        Each invalid field of a ``422 validation_error`` (``field: why (code)``), the warehouse's
+        own words, and the columns a metric's SQL could have used; nothing the message already says.
+        """
+        details = self.details
+        lines = []
+        fields = details.get("fields")
+        items = [item for item in fields if isinstance(item, dict)] if isinstance(fields, list) else []
+        for item in items:
+            code = f" ({item['code']})" if item.get("code") else ""
+            lines.append(f"{item.get('field') or 'body'}: {item.get('message') or 'invalid'}{code}")
+        if len(items) == 1 and str(items[0].get("message")) in self.message:
+            lines = []  # a single field is already the message itself
+        warehouse = details.get("warehouse_message")
+        if warehouse and str(warehouse) not in self.message:
+            lines.append("warehouse: " + str(warehouse).strip().replace("\n", "\n    "))
+        available = details.get("available_columns")
+        if details.get("missing_columns") and isinstance(available, list):
+            lines.append(f"available columns: {', '.join(map(str, available)) or '(none)'}")
+        return lines
 
 
 class NotFound(APIError):
@@ -154,7 +195,13 @@ def exit_code_for(error: BaseException) -> int:
 
 
 def describe(error: BaseException) -> str:
-    """Render an exception as the one line printed after ``Error:``."""
+    """Render an exception as the line printed after ``Error:``.
+
+    A server error whose ``details`` name invalid fields (a 422) adds one indented line per
+    field, so people see every problem without ``--json``.
+    """
+    if isinstance(error, APIError):
+        return "".join([str(error), *(f"\n  {line}" for line in error.detail_lines())])
     if isinstance(error, LeveredError):
         return str(error)
     detail = str(error) or repr(error)

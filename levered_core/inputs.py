@@ -85,7 +85,9 @@ def resolve_id(value: str, kind: str, list_ids: Callable[[], Iterable[tuple[str,
     :param kind: the object's name for messages, e.g. ``optimization``.
     :param list_ids: returns (id, label) pairs to match a prefix against; only called for a prefix.
     :raises NoMatch: no ID starts with the prefix (exit 4).
-    :raises UsageError: the value is shorter than :data:`MIN_PREFIX`, or several IDs start with it (exit 2).
+    :raises UsageError: the value is shorter than :data:`MIN_PREFIX`, is not hexadecimal (IDs are
+        UUIDs: a name, an API key's ``lvk_`` prefix or a typo cannot be one), or several IDs start
+        with it (exit 2).
     """
     candidate = value.strip().lower()
     try:
@@ -96,7 +98,9 @@ def resolve_id(value: str, kind: str, list_ids: Callable[[], Iterable[tuple[str,
         raise UsageError(f"{kind} ID {value.strip()!r} is too short: give at least {MIN_PREFIX} characters of the ID "
                          "(or the full UUID)")
     if not HEX_PREFIX.match(candidate):
-        return candidate  # not an ID at all: the server answers 404 not_found
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        raise UsageError(f"{value.strip()!r} is not {article} {kind} ID (IDs are UUIDs): give the full ID or at least "
+                         f"its first {MIN_PREFIX} characters, as the ID column of the `list` command shows them")
     matches = [(oid, label) for oid, label in list_ids() if oid.startswith(candidate)]
     if not matches:
         raise NoMatch(f"no {kind} has an ID starting with {candidate!r}")
@@ -137,15 +141,12 @@ def text_flag(flag: str, raw: str) -> str:
 
 
 def result_set(body: dict[str, Any]) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-    """Columns and rows of a warehouse result set (API.md 10.8), for a Lister.
+    """Columns and rows of a warehouse result set (docs/api.md 10.8), for a Lister.
 
-    NULL shows as ``-``, as in every other table, and objects and arrays as JSON (``--json`` prints
-    the body as received, so it keeps ``null``).
+    Each value is a :class:`~levered_core.output.Cell`: NULL shows as ``-`` in the table, as in
+    every other table, and objects and arrays as JSON; ``-f json`` keeps ``null`` and objects.
     """
-    def cell(value: Any) -> Any:
-        if value is None:
-            return "-"
-        return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+    from levered_core.output import Cell
 
-    columns = tuple(column["name"] for column in body["columns"])
-    return columns, [tuple(cell(row.get(name)) for name in columns) for row in body["rows"]]
+    columns = tuple(str(column.get("name")) for column in body.get("columns") or [])
+    return columns, [tuple(Cell(row.get(name)) for name in columns) for row in body.get("rows") or []]

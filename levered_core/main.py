@@ -46,10 +46,10 @@ def _print_help(group: str | None, debug: bool) -> int | None:
     try:
         manifest = manifest_module.load()
     except Exception as exc:  # e.g. a malformed site config: one line, as the cliff path says it
-        from levered_core.errors import ExitCode, describe
+        from levered_core.errors import describe, exit_code_for
 
         sys.stderr.write(f"Error: cannot list installed plugins: {describe(exc)}\n")
-        return int(ExitCode.ERROR)
+        return exit_code_for(exc)
     if group is not None and (group not in manifest["groups"] or group in manifest["commands"]):
         return None  # a command (``serve --help``) or an unknown word: cliff answers
     manifest_module.report_problems(manifest, debug)

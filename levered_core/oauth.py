@@ -1,12 +1,13 @@
 """Login flows on oauthlib: loopback redirect with PKCE, device code, refresh, revoke.
 
-The server side is ``reference/API.md`` section 4. The CLI is the public client
+The server side is ``docs/api.md`` section 4. The CLI is the public client
 ``levered-cli``; tokens are stored by :mod:`levered_core.credentials`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import html
@@ -246,19 +247,22 @@ def _locked(path: os.PathLike[str] | str) -> Iterator[None]:
             os.unlink(lock_path)
 
 
-def refresh(session: Any, environment: str, api_url: str, stale_token: str | None) -> str:
+def refresh(session: Any, environment: str, api_url: str, stale_token: str | None, *,
+            login: str = "levered login") -> str:
     """Refresh the stored session once, under the auth file's lock; return the new access token.
 
     If another process refreshed meanwhile (the stored token differs from ``stale_token``),
-    its token is used instead of rotating again.
+    its token is used instead of rotating again. The session keeps the user and organization
+    it was stored with.
 
+    :param login: the command that logs in again, named when the refresh fails.
     :raises NotAuthenticated: no refresh token, or the server refused it.
     """
     path = credentials.auth_path(environment, api_url)
     with _locked(path):
         current = credentials.load_session(environment, api_url)
         if current is None or not current.refresh_token:
-            raise NotAuthenticated()
+            raise NotAuthenticated.session_refused(api_url, login)
         if current.session_token != stale_token and not expires_soon(current):
             return current.session_token
         client = WebApplicationClient(CLIENT_ID)
@@ -267,8 +271,9 @@ def refresh(session: Any, environment: str, api_url: str, stale_token: str | Non
             metadata = discover(session, api_url)
             token = _token_request(session, metadata, body)
         except (OAuth2Error, LeveredError):
-            raise NotAuthenticated() from None
-        fresh = _session_from(token, api_url)
+            raise NotAuthenticated.session_refused(api_url, login) from None
+        fresh = dataclasses.replace(_session_from(token, api_url), user=current.user,
+                                    organization=current.organization)
         credentials.save_session(environment, fresh)
         return fresh.session_token
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from cliff.hooks import CommandHook
 
     from levered_core.command import Command, Lister, ShowOne
-    from levered_core.output import Result
+    from levered_core.output import Cell, Result
 
 #: The plugin API this core provides. A plugin declares the version it was built for.
 PLUGIN_API_VERSION = 1
@@ -53,6 +53,7 @@ __all__ = [
     "HOOKS_NAMESPACE_PREFIX",
     "PLUGIN_API_VERSION",
     "SUPPORTED_API_VERSIONS",
+    "Cell",
     "Command",
     "CommandGroup",
     "CommandHook",
@@ -109,6 +110,7 @@ _LAZY = {
     "Lister": "levered_core.command",
     "ShowOne": "levered_core.command",
     "Result": "levered_core.output",
+    "Cell": "levered_core.output",
     "CommandHook": "cliff.hooks",
 }
 

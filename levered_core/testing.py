@@ -146,5 +146,5 @@ class StubAPI:
 
 
 def envelope_error(code: str, message: str, request_id: str = "req_0123456789abcdef01234567") -> dict[str, Any]:
-    """Return an API.md 1.5 error envelope."""
+    """Return a docs/api.md 1.5 error envelope."""
     return {"error": {"code": code, "message": message}, "meta": {"request_id": request_id}}

@@ -112,9 +112,15 @@ def walkthrough(s: Session, data_dir: str, port: int) -> None:
     s.section("whoami")
     s.run("whoami")
     s.section("login", "Opens the browser (loopback redirect with PKCE); `--device` prints a code for another "
-                       "device; `--no-browser` only prints the URL. Interactive, so not run here.")
+                       "device; `--no-browser` only prints the URL. `--api-url URL` (before or after `login`) also "
+                       "makes URL the server of later commands (`api_url` in the config) until the next "
+                       "`login --api-url` or `config set api_url`. Interactive, so not run here.")
     s.section("logout")
     s.run("logout")
+    s.section("auth status", "Reads only the auth files: every stored session (URL, environment, user, "
+                             "organization, expiry), `*` on the one commands use; on stderr, the URL in force, "
+                             "where it comes from and the credential. Here the API key wins:")
+    s.run("auth", "status")
     s.section("auth api-keys create")
     s.run("auth", "api-keys", "create", "--name", "checkout-backend")
     s.section("auth api-keys list")

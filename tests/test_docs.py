@@ -93,3 +93,55 @@ def test_the_readme_has_the_two_commands_and_ci_runs_the_test_one():
     readme = (ROOT / "README.md").read_text()
     assert "./dev demo" in readme and "./dev test" in readme
     assert "./dev test" in (ROOT / ".ci" / "run").read_text()
+
+
+# docs/api.md: the REST contract, its endpoint reference generated from the server's OpenAPI document.
+API_DOCS = ROOT / "docs" / "api.md"
+API_STALE = "docs/api.md is stale: run `.venv/bin/python scripts/gen_api_docs.py`"
+#: Pages for people (sign-in, consent, device code) that the OpenAPI document leaves out.
+BROWSER_PAGES = {("GET", "/oauth/authorize"), ("POST", "/oauth/authorize"), ("GET", "/oauth/device"),
+                 ("POST", "/oauth/device")}
+
+
+@pytest.fixture(scope="module")
+def api_docs():
+    """scripts/gen_api_docs.py, the server's OpenAPI document and docs/api.md as it is."""
+    spec = importlib.util.spec_from_file_location("gen_api_docs", ROOT / "scripts" / "gen_api_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, module.openapi_document(), API_DOCS.read_text()
+
+
+def test_every_operation_the_server_declares_is_in_the_api_docs_and_back(api_docs):
+    gen, doc, text = api_docs
+    served = {(method, gen.template(path)) for method, path, _ in gen.operations(doc)}
+    listed = set(gen.catalogue(text))
+    assert len(served) >= 35
+    assert sorted(served - listed) == [], "operations missing from the catalogue (section 3) of docs/api.md"
+    assert sorted(listed - served - {(m, gen.template(p)) for m, p in BROWSER_PAGES}) == [], \
+        "the catalogue of docs/api.md lists operations the server does not have"
+    for path in doc["paths"]:
+        assert f" {path}`" in text, f"{path} is not in the endpoint reference: {API_STALE}"
+
+
+def test_the_endpoint_reference_is_what_the_generator_writes_today(api_docs):
+    gen, doc, text = api_docs
+    assert gen.update(text, gen.render(doc, gen.catalogue(text))) == text, API_STALE
+
+
+def test_the_reference_names_each_operations_section_of_the_contract(api_docs):
+    gen, doc, text = api_docs
+    reference = text[text.index(gen.BEGIN):]
+    assert "not in the catalogue" not in reference
+    assert "credential: bearer; described in 6.3." in reference  # POST /api/v2/optimizations
+    sections = set(re.findall(r"^### (\d+\.\d+) ", text, re.M))
+    assert set(gen.catalogue(text).values()) <= sections
+
+
+def test_no_test_or_doc_depends_on_a_file_outside_the_repository():
+    outside = re.compile(r"\.\./shared|shared/reference|(?<![\w/])(?:reference/)?API\.md")
+    files = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *(ROOT / "tests").rglob("*.py")]
+    found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}" for path in files
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if outside.search(line) and path != pathlib.Path(__file__).resolve()]
+    assert found == [], "point these at docs/api.md (the contract in this repository):\n" + "\n".join(found)

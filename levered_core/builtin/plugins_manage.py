@@ -62,6 +62,20 @@ def _requested_names(targets: list[str]) -> set[str]:
     return names
 
 
+def _check_local_targets(targets: list[str], editable: bool) -> None:
+    """Refuse, before pip runs, a path or wheel that does not exist (and, with -e, anything but a directory)."""
+    for target in targets:
+        if "://" in target:
+            continue  # a URL (git+https://…): pip's to judge
+        path = pathlib.Path(re.sub(r"\[[^]]*\]$", "", target)).expanduser()  # ./plugin[test]: extras
+        if editable and not path.is_dir():
+            raise UsageError(f"-e needs a project directory, and {target} is not one: drop -e to install a wheel "
+                             "or a name")
+        if (target.startswith((".", "/", "~")) or target.endswith(".whl")) and not path.exists():
+            raise UsageError(f"no such file or directory: {target}; give a path that exists, a wheel, or a name on "
+                             "the package index")
+
+
 class InstallPlugin(Command):
     """Install plugin distributions (a path, a wheel or a name)"""
 
@@ -73,6 +87,7 @@ class InstallPlugin(Command):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        _check_local_targets(parsed_args.packages, parsed_args.editable)
         before = _plugins_by_distribution()
         options = ["--upgrade"] if parsed_args.upgrade else []
         targets = [arg for path in parsed_args.packages for arg in (("-e", path) if parsed_args.editable else (path,))]

@@ -146,8 +146,8 @@ def error_statuses(method: str, path: str, operation: dict[str, Any], *,
         statuses.add(422)  # ingestion rejects events one by one, in a 207
     if any(part in path for part in WAREHOUSE_PATHS):
         statuses |= {409, 422, 502}
-    if path.startswith("/api/v2/ingest/"):
-        statuses.add(503)
+    if path.startswith("/api/v2/ingest/") or public:
+        statuses.add(503)  # the write was not committed (serve: its lock and exposure)
     return sorted(statuses)
 
 

@@ -22,6 +22,13 @@ def _absolute_dir(text: str) -> pathlib.Path:
     return pathlib.Path(text).expanduser().resolve()
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
 def _data_dir_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=_absolute_dir,
                         help="state directory (default $LEVERED_HOME/server, i.e. ~/.levered/server)")
@@ -33,8 +40,8 @@ def _settings(parsed_args: argparse.Namespace, **extra: Any) -> Any:
 
     try:
         return settings_from_env(data_dir=parsed_args.data_dir, database_url=parsed_args.database_url, **extra)
-    except ValueError as exc:
-        raise LeveredError(f"invalid server setting: {exc}") from None
+    except ValueError as exc:  # LEVERED_PORT=abc and the like: found here, before anything starts
+        raise UsageError(f"invalid server setting: {exc}") from None
 
 
 def _initialize(settings: Any) -> dict[str, Any] | None:
@@ -70,7 +77,8 @@ def _where(settings: Any, *, database: bool = False) -> str:
 
 
 def _describe_start(status: dict[str, Any], settings: Any) -> str:
-    lines = [f"Levered server {status.get('version')} is up at {status['url']} (pid {status['pid']})",
+    workers = f", {status['workers']} workers" if (status.get("workers") or 1) > 1 else ""
+    lines = [f"Levered server {status.get('version')} is up at {status['url']} (pid {status['pid']}{workers})",
              f"Database  {status.get('database')}", f"Data dir  {status.get('data_dir')}",
              f"Logs      {status.get('data_dir')}/server.log"]
     first = status.get("first_start")
@@ -94,6 +102,14 @@ def _describe_start(status: dict[str, Any], settings: Any) -> str:
     return "\n".join(lines)
 
 
+def _workers(status: dict[str, Any]) -> str:
+    """`1`, or `2 (pids 4243, 4244)`: the processes `levered server stop` stops with the server."""
+    if not status["running"]:
+        return "-"
+    pids = status.get("worker_pids")
+    return f"{status.get('workers') or 1}" + (f" (pids {', '.join(map(str, pids))})" if pids else "")
+
+
 class StartServer(Command):
     """Start the API server in the background"""
 
@@ -101,6 +117,9 @@ class StartServer(Command):
         parser = super().get_parser(prog_name)
         parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
         parser.add_argument("--port", type=int, default=3100, help="port (default 3100)")
+        parser.add_argument("--workers", type=_positive,
+                            help="worker processes on the port (default 1, LEVERED_WORKERS); "
+                                 "more than one needs a PostgreSQL --database-url")
         _data_dir_argument(parser)
         parser.add_argument("--demo", action="store_true",
                             help="seed a demo organization and run a traffic simulator against the server")
@@ -111,7 +130,8 @@ class StartServer(Command):
         from levered_server import control
         from levered_server.errors import StartRefused
 
-        settings = _settings(parsed_args, host=parsed_args.host, port=parsed_args.port)
+        settings = _settings(parsed_args, host=parsed_args.host, port=parsed_args.port,
+                             workers=parsed_args.workers)
         try:
             control.preflight(settings)  # before anything is created, logged or spawned
             first = _initialize(settings)
@@ -172,6 +192,7 @@ class ShowServerStatus(ShowOne):
             status["warehouse"] = f"duckdb (embedded) in {settings.warehouse_dir}" if status["running"] else None
         status.setdefault("database", None)
         rows = [("Status", "up" if status["running"] else "down"), ("URL", status.get("url") or "-"),
+                ("Workers", _workers(status)),
                 ("Version", status.get("version") or "-"), ("Database", status.get("database") or "-"),
                 ("Warehouse", status["warehouse"] or "-"), ("Data dir", str(settings.data_dir))]
         return Result.text("\n".join(f"{label:<10} {value}" for label, value in rows), status)
@@ -209,7 +230,7 @@ class CreateServerApiKey(Command):
         try:
             key = create_api_key(settings=settings, org_name=parsed_args.org, name=parsed_args.name)
         except LookupError as exc:
-            raise LeveredError(f"{exc}; omit --org for the default organization") from None
+            raise UsageError(f"{exc}; omit --org for the default organization") from None
         # Only the secret on stdout, so `export LEVERED_API_KEY=$(levered server api-key create)` works.
         self.app.stderr.write(f"API key '{key['name']}' of organization {key['organization_name']}; shown once.\n")
         return Result.text(key["secret"], key)
@@ -235,6 +256,9 @@ class CreateServerUser(Command):
         from levered_server.bootstrap import create_user
 
         settings = _settings(parsed_args)
+        if "@" not in parsed_args.email:
+            raise UsageError(f"{parsed_args.email!r} is not an email address: give the user's login email, "
+                             "e.g. ada@acme.test")
         if parsed_args.password_stdin:
             password = sys.stdin.readline().rstrip("\n")
         elif not sys.stdin.isatty():
@@ -248,7 +272,9 @@ class CreateServerUser(Command):
         try:
             user = create_user(settings=settings, email=parsed_args.email, password=password, org_name=parsed_args.org,
                                name=parsed_args.name, create_org=parsed_args.create_org)
-        except (LookupError, ValueError) as exc:
-            raise LeveredError(str(exc)) from None
+        except LookupError as exc:
+            raise UsageError(f"{exc}: add --create-org to create it, or omit --org for the default one") from None
+        except ValueError as exc:  # a password under 8 characters for a new user
+            raise UsageError(f"{exc}; the user was not created: run the command again with a longer one") from None
         verb = "Created user" if user["created"] else "Added existing user"
         return Result.text(f"{verb} {user['email']} in organization {user['organization_name']}", user)

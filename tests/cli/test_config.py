@@ -78,13 +78,13 @@ def test_corrupt_file_names_the_file_and_never_shows_a_traceback(cli, home):
     home.mkdir()
     (home / "config.json").write_text('{"environment": "local",,}')
     run = cli("config", "list")
-    assert run.exit_code == 1
+    assert run.exit_code == 2  # found locally, fixed locally
     assert str(home / "config.json") in run.stderr
     assert "not valid JSON" in run.stderr and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
     (home / "config.json").write_text("[1, 2]")
     run = cli("config", "get", "output")
-    assert run.exit_code == 1 and "must hold a JSON object" in run.stderr
+    assert run.exit_code == 2 and "must hold a JSON object" in run.stderr
 
 
 def test_output_json_setting_makes_json_the_default(cli):
@@ -130,12 +130,12 @@ def test_file_that_is_not_utf8_is_a_clean_error(cli, home, tmp_path):
     home.mkdir()
     (home / "config.json").write_bytes(b'{"output": "caf\xe9"}')
     run = cli("config", "get", "output")
-    assert run.exit_code == 1
+    assert run.exit_code == 2
     assert run.stderr == f"Error: {home / 'config.json'} is not UTF-8 text (byte 15): fix or delete the file\n"
     (home / "config.json").unlink()
     (tmp_path / "site-config.json").write_bytes(b"\xff\xfe{}")
     run = cli("config", "list")
-    assert run.exit_code == 1 and str(tmp_path / "site-config.json") in run.stderr
+    assert run.exit_code == 2 and str(tmp_path / "site-config.json") in run.stderr
     assert "not UTF-8" in run.stderr and "Traceback" not in run.stderr and "unexpected" not in run.stderr
 
 
@@ -145,7 +145,7 @@ def test_site_plugin_lists_must_be_lists(cli, tmp_path):
         site.write_text(f'{{"plugins": {{"{key}": {value}}}}}')
         for args in (("config", "list"), ("--help",)):
             run = cli(*args)
-            assert run.exit_code == 1, (key, args)
+            assert run.exit_code == 2, (key, args)
             assert run.stderr.startswith(f'Error: cannot list installed plugins: {site}: "plugins"."{key}" must')
             assert "Traceback" not in run.stderr and len(run.stderr.splitlines()) == 1
 

@@ -71,10 +71,15 @@ def test_unauthorized_exits_3(probe, stub_api):
                                  "(invalid or revoked); create a new key, or unset it and run `levered login`")
 
 
-def test_no_credential_exits_3_before_sending_anything(probe, stub_api):
+def test_no_credential_exits_3_naming_the_url_before_sending_anything(probe, stub_api):
     run = probe("me", key=None)
     assert run.exit_code == 3
-    assert run.stderr == "Error: Not authenticated: run `levered login`\n"
+    assert run.stderr == (f"Error: Not authenticated: no session for {stub_api.url}; run `levered login` "
+                          "or set LEVERED_API_KEY\n")
+    flag = probe("me", "--api-url", "http://127.0.0.1:9/", key=None)  # the flag's URL: login needs it too
+    assert flag.exit_code == 3
+    assert flag.stderr == ("Error: Not authenticated: no session for http://127.0.0.1:9; run "
+                           "`levered login --api-url http://127.0.0.1:9` or set LEVERED_API_KEY\n")
     assert stub_api.requests == []
 
 
@@ -111,3 +116,85 @@ def test_api_url_flag_wins_over_the_environment(probe, stub_api):
     stub_api.add("GET", "/api/v2/me", 200, ME)
     run = probe("me", "--api-url", stub_api.url, env={"LEVERED_API_URL": "http://127.0.0.1:9"})
     assert run.exit_code == 0, run.stderr
+
+
+def test_a_422_lists_each_invalid_field_for_people_and_the_envelope_for_programs(probe, stub_api):
+    fields = [{"field": "training_data_config.design_factors[1].levels", "code": "too_short",
+               "message": "a factor needs at least 2 levels"},
+              {"field": "holdout_percentage", "code": "out_of_range", "message": "must be between 0 and 50"}]
+    body = envelope_error("validation_error", "2 fields are invalid")
+    body["error"]["details"] = {"fields": fields}
+    stub_api.add("GET", "/api/v2/me", 422, body)
+    run = probe("me")
+    assert run.exit_code == 1
+    assert run.stderr == ("Error: 2 fields are invalid (validation_error, req_0123456789abcdef01234567)\n"
+                          "  training_data_config.design_factors[1].levels: a factor needs at least 2 levels (too_short)\n"
+                          "  holdout_percentage: must be between 0 and 50 (out_of_range)\n")
+    as_json = probe("me", "--json")
+    assert as_json.json == body and as_json.stderr == run.stderr
+
+
+def test_one_field_is_one_line_and_warehouse_details_follow_the_message(probe, stub_api):
+    one = envelope_error("validation_error", "name: must not be empty")
+    one["error"]["details"] = {"fields": [{"field": "name", "code": "too_short", "message": "must not be empty"}]}
+    sql = envelope_error("invalid_metric_sql", "The metric SQL does not return the mapped column(s) ts.")
+    sql["error"]["details"] = {"provider": "duckdb", "warehouse_message": None, "missing_columns": ["ts"],
+                               "available_columns": ["anonymous_id", "timestamp_utc"]}
+    rejected = envelope_error("invalid_sql", "The warehouse rejected the query.")
+    rejected["error"]["details"] = {"provider": "duckdb", "warehouse_message": "Catalog Error: no table signups\n"
+                                                                             "Did you mean \"rewards\"?"}
+    stub_api.add("GET", "/api/v2/me", 422, one)
+    stub_api.add("GET", "/api/v2/me", 422, sql)
+    stub_api.add("GET", "/api/v2/me", 422, rejected)
+    assert probe("me").stderr == "Error: name: must not be empty (validation_error, req_0123456789abcdef01234567)\n"
+    assert probe("me").stderr.endswith("(invalid_metric_sql, req_0123456789abcdef01234567)\n"
+                                       "  available columns: anonymous_id, timestamp_utc\n")
+    assert probe("me").stderr.endswith("(invalid_sql, req_0123456789abcdef01234567)\n"
+                                       "  warehouse: Catalog Error: no table signups\n"
+                                       "    Did you mean \"rewards\"?\n")
+
+
+# Every problem found on this machine: exit 2, one line saying what is wrong and what to do, nothing sent.
+LOCAL_PROBLEMS = [
+    (("optimizations", "show", "Landing Page Hero"), {}, "'Landing Page Hero' is not an optimization ID (IDs are UUIDs)"),
+    (("auth", "api-keys", "revoke", "lvk_7Hq2Xw9P", "-y"), {}, "'lvk_7Hq2Xw9P' is not an API key ID"),
+    (("models", "state", "ab1"), {}, "model ID 'ab1' is too short"),
+    (("probe", "me"), {"config": '{"timeout": "soon"}'}, "invalid timeout 'soon': must be a number of seconds; "
+                                                          "fix it with `levered config set timeout VALUE`"),
+    (("probe", "me"), {"config": '{"ca_bundle": "/no/such/ca.pem"}'}, "invalid ca_bundle '/no/such/ca.pem': no such file"),
+    (("probe", "me"), {"config": '{"timeout": 30,,}'}, "is not valid JSON (line 1, column 16): fix or delete the file"),
+    (("probe", "me"), {"LEVERED_ENV": "staging"}, "LEVERED_ENV is 'staging'; use one of prod, testing, local"),
+    (("plugins", "install", "./no-such-plugin"), {}, "no such file or directory: ./no-such-plugin"),
+    (("plugins", "install", "-e", "levered-hello"), {}, "-e needs a project directory"),
+    (("server", "user", "create", "bob", "--password-stdin"), {}, "'bob' is not an email address: give the user's "
+                                                                 "login email, e.g. ada@acme.test"),
+]
+
+
+@pytest.mark.parametrize("args,env,says", LOCAL_PROBLEMS, ids=lambda v: " ".join(v) if isinstance(v, tuple) else None)
+def test_problems_found_locally_exit_2_with_one_line_and_send_nothing(probe, cli, stub_api, home, tmp_path, args, env,
+                                                                     says):
+    env = dict(env)
+    if "config" in env:
+        home.mkdir(exist_ok=True)
+        (home / "config.json").write_text(env.pop("config"))
+    run = probe(*args[1:], env=env) if args[0] == "probe" else cli(*args, env={
+        "LEVERED_API_URL": stub_api.url, "LEVERED_API_KEY": KEY, "LEVERED_DATA_DIR": str(tmp_path / "data"), **env})
+    assert run.exit_code == 2, run.stderr
+    assert run.stderr.startswith("Error: ") and len(run.stderr.splitlines()) == 1, run.stderr
+    assert says in run.stderr
+    assert stub_api.requests == []
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_new_user_with_a_short_password_exits_2_and_is_not_created(cli, tmp_path):
+    data = ["--data-dir", str(tmp_path / "data")]
+    short = cli("server", "user", "create", "bob@acme.test", "--password-stdin", *data, input="short\n")
+    assert short.exit_code == 2 and len(short.stderr.splitlines()) == 1, short.stderr
+    assert short.stderr == ("Error: the password needs at least 8 characters; the user was not created: run the "
+                            "command again with a longer one\n")
+    no_org = cli("server", "user", "create", "bob@acme.test", "--org", "Nope", "--password-stdin", *data,
+                 input="correct horse battery\n")
+    assert no_org.exit_code == 2
+    assert no_org.stderr == ("Error: no organization named 'Nope': add --create-org to create it, or omit --org for "
+                             "the default one\n")

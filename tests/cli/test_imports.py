@@ -47,3 +47,9 @@ def test_config_get_imports_no_http_oauth_yaml_or_tui(tmp_path, home):
     assert "levered_config" in modules and "cliff" in modules
     assert not modules & HEAVY, modules & HEAVY
     assert not {"levered_optimizations", "levered_auth", "levered_dashboard"} & modules
+
+
+def test_auth_status_reads_the_auth_files_without_http(tmp_path, home):
+    modules = imported_by(tmp_path, home, "auth", "status")
+    assert "levered_auth" in modules
+    assert not modules & HEAVY, modules & HEAVY

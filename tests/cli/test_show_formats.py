@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 OID = "699ede80-c94b-4f98-9c79-dd3e07748703"
@@ -58,13 +56,10 @@ def test_default_output_stays_the_readable_text(show, name):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_format_json_prints_the_top_level_fields(show, name):
-    body = CASES[name][2]
+def test_format_json_prints_the_top_level_fields_objects_as_objects(show, name):
     run = show(name, "-f", "json")
     assert run.exit_code == 0, run.stderr
-    expected = {key: json.dumps(value, separators=(",", ":")) if isinstance(value, (dict, list)) else value
-                for key, value in body.items()}
-    assert run.json == expected
+    assert run.json == CASES[name][2]
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

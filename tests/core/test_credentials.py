@@ -1,4 +1,4 @@
-"""Auth files and API URL resolution (API.md 14.3 and 14.4)."""
+"""Auth files and API URL resolution (docs/api.md 14.3 and 14.4)."""
 
 from __future__ import annotations
 
@@ -93,3 +93,27 @@ def test_api_url_precedence(monkeypatch, tmp_path):
 ])
 def test_normalize_url(raw, normal):
     assert config.normalize_url(raw) == normal
+
+
+def test_a_session_remembers_who_logged_in_and_old_files_still_load():
+    me = {"user": {"id": "u1", "email": "ada@acme.test", "name": "Ada"}, "organization": {"id": "o1", "name": "Acme"},
+          "meta": {"request_id": "req_x"}}
+    path = credentials.save_session("local", session("http://127.0.0.1:4000").with_identity(me))
+    loaded = credentials.load_session("local", "http://127.0.0.1:4000")
+    assert loaded.user == {"email": "ada@acme.test", "name": "Ada"} and loaded.organization == {"id": "o1", "name": "Acme"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    old = credentials.save_session("prod", session("https://api.levered.dev"))  # as written before identities
+    old.write_text('{"session_token": "lva_x", "refresh_token": null, "expires_at": null, '
+                   '"api_url": "https://api.levered.dev"}')
+    assert credentials.load_session("prod", "https://api.levered.dev").user is None
+
+
+def test_stored_sessions_lists_the_files_load_session_would_read(tmp_path):
+    credentials.save_session("prod", session("https://api.levered.dev"))
+    credentials.save_session("local", session("http://127.0.0.1:4000"))
+    home = tmp_path / "home"
+    (home / "auth.nowhere.json").write_text('{"session_token": "x", "api_url": "https://api.levered.dev"}')
+    (home / "auth.prod.000000000000.json").write_text('{"session_token": "x", "api_url": "https://evil.example"}')
+    (home / "auth.prod.json.lock").write_text("")
+    listed = [(env, s.api_url) for env, s in credentials.stored_sessions()]
+    assert listed == [("local", "http://127.0.0.1:4000"), ("prod", "https://api.levered.dev")]

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from levered_core import inputs
+from levered_core import inputs, output
 from levered_core.errors import ExitCode, UsageError
 
 IDS = [("699ede80-c94b-4f98-9c79-dd3e07748703", "Hero"), ("699e0000-0000-4000-8000-000000000000", "Pricing"),
@@ -52,7 +52,18 @@ def test_resolve_id_by_unique_prefix_and_its_errors():
     with pytest.raises(inputs.NoMatch) as missing:
         inputs.resolve_id("abcd", "optimization", lambda: IDS)
     assert missing.value.exit_code == ExitCode.NOT_FOUND
-    assert inputs.resolve_id("not-an-id", "optimization", lambda: IDS) == "not-an-id"
+
+
+@pytest.mark.parametrize("value,kind,article", [("not-an-id", "optimization", "an"), ("Landing Page Hero", "metric", "a"),
+                                                ("lvk_7Hq2Xw9P", "API key", "an")])
+def test_resolve_id_refuses_what_cannot_be_an_id_without_listing(value, kind, article):
+    def boom():
+        raise AssertionError("listed")
+    with pytest.raises(UsageError) as refused:
+        inputs.resolve_id(value, kind, boom)
+    assert refused.value.exit_code == ExitCode.USAGE
+    assert str(refused.value) == (f"{value!r} is not {article} {kind} ID (IDs are UUIDs): give the full ID or at least "
+                                  "its first 4 characters, as the ID column of the `list` command shows them")
 
 
 @pytest.mark.parametrize("value", ["869", "ab", "", " 1 "])
@@ -69,7 +80,14 @@ def test_resolve_id_refuses_prefixes_shorter_than_4_characters_without_listing(v
 def test_result_set_shows_null_as_a_dash_like_other_tables_and_objects_as_json():
     body = {"columns": [{"name": "a", "type": "VARCHAR"}, {"name": "b", "type": "INTEGER"}, {"name": "c", "type": "JSON"}],
             "rows": [{"a": None, "b": 0, "c": {"plan": "pro"}}, {"a": "x", "b": None, "c": [1, "é"]}]}
-    assert inputs.result_set(body) == (("a", "b", "c"), [("-", 0, '{"plan": "pro"}'), ("x", "-", '[1, "é"]')])
+    columns, rows = inputs.result_set(body)
+    assert columns == ("a", "b", "c")
+    assert [output.cells_for("table", row) for row in rows] == [["-", 0, '{"plan":"pro"}'], ["x", "-", '[1,"é"]']]
+    assert [output.cells_for("json", row) for row in rows] == [[None, 0, {"plan": "pro"}], ["x", None, [1, "é"]]]
+
+
+def test_an_empty_result_set_body_is_no_columns_and_no_rows():
+    assert inputs.result_set({"meta": {}}) == ((), [])
 
 
 def test_bounded_int_is_an_argparse_type():

@@ -1,4 +1,4 @@
-"""The example bodies of reference/API.md (6.2 list item, 6.6 results, 8.4 model state)."""
+"""The example bodies of docs/api.md (6.2 list item, 6.6 results, 8.4 model state)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Render the screenshots of docs/dashboard.md: ``python -m tests.dashboard.make_screenshots``.
 
 The app runs headless against a scripted API (``levered_core.testing.StubAPI``) that answers
-with the example bodies of reference/API.md (6.6 results, 8.4 model state), so the pictures
+with the example bodies of docs/api.md (6.6 results, 8.4 model state), so the pictures
 show a trained model. With the snapshot tests' clock and URL (:mod:`tests.dashboard.stable`)
 they are the same on every run.
 """
@@ -27,7 +27,7 @@ SECOND_ID, SECOND_MODEL = "5f0c3a77-0d1e-4b8a-9c55-7f1e2d3c4b5a", "0b6e8d21-7c3f
 
 
 def script(api: StubAPI) -> None:
-    """Two optimizations: the API.md example, and a MAB still in burn-in."""
+    """Two optimizations: the docs/api.md example, and a MAB still in burn-in."""
     optimization, results, state = bodies()
     pricing = {**copy.deepcopy(optimization), "id": SECOND_ID, "model_id": SECOND_MODEL, "name": "Pricing page CTA",
                "model_type": "mab", "model_status": "untrained", "variants_count": 3, "summary": None}

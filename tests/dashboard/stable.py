@@ -6,7 +6,7 @@ Three things on screen change from run to run although the dashboard works the s
   pass a :class:`Clock` that stands still until the test moves it, and :func:`settle` pauses the
   app's refresh and status timers before the screen is captured.
 - **the server's random choices**: ``serve`` picks variants at random and the holdout hashes a
-  random optimization ID, so the seeded traffic here is *ingested* instead (API.md 11.2), with
+  random optimization ID, so the seeded traffic here is *ingested* instead (docs/api.md 11.2), with
   explicit variants, holdout flags and timestamps on fixed past days, and the two optimizations
   are created in different seconds (the list is newest first, ties broken by the random IDs).
   The models stay untrained: a trained model's posterior is drawn with a seed made from its
@@ -36,7 +36,7 @@ from tests.dashboard.examples import RESULTS
 DISPLAY_URL = "http://levered.test"
 #: The snapshot tests' "now": the morning after the last seeded day.
 FROZEN = dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.UTC).timestamp()
-#: The fixed IDs shown instead of the server's (those of reference/API.md's examples).
+#: The fixed IDs shown instead of the server's (those of docs/api.md's examples).
 SHOWN_IDS = {"Landing page hero": ("699ede80-c94b-4f98-9c79-dd3e07748703", "4754cae0-9a5d-4691-91af-6d15ccc1f82e"),
              "Pricing page CTA": ("5f0c3a77-0d1e-4b8a-9c55-7f1e2d3c4b5a", "0b6e8d21-7c3f-4e59-a1d2-3e4f5a6b7c8d")}
 #: No ``@start_date`` filter: the seeded events are dated before the optimizations were created.
@@ -101,7 +101,7 @@ async def settle(pilot: Any, rounds: int = 1, seconds: float = 4) -> None:
 
 
 def example_clock() -> Clock:
-    """A clock at the ``generated_at`` of reference/API.md's results example (trained 3 minutes before)."""
+    """A clock at the ``generated_at`` of docs/api.md's results example (trained 3 minutes before)."""
     return Clock(dt.datetime.fromisoformat(RESULTS["generated_at"].replace("Z", "+00:00")).timestamp())
 
 
@@ -148,7 +148,7 @@ def _traffic(server: Server, name: str, design: list[dict[str, Any]]) -> None:
 
 
 def _combinations(design: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    # variant numbering (API.md 2.1): the first factor varies slowest
+    # variant numbering (docs/api.md 2.1): the first factor varies slowest
     combos: list[tuple[Any, ...]] = [()]
     for factor in design:
         combos = [(*c, level) for c in combos for level in factor["levels"]]

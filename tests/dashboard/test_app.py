@@ -27,7 +27,7 @@ def test_list_then_detail_then_back_then_keys_then_quit(server):
         name = app.snapshot.item(second).optimization["name"]
         await pilot.pause()
         detail = screen_text(app)
-        assert name in detail and "Allocation" in detail and "weight" in detail and "P(best)" in detail
+        assert name in detail and "Allocation" in detail and "traffic" in detail and "P(best)" in detail
         assert "Reward rate" in detail
         await pilot.press("escape")
         assert isinstance(app.screen, ListScreen) and app.screen.highlighted() == second

@@ -1,4 +1,4 @@
-"""The detail panels on API.md's example bodies: what each panel says, and that none can crash."""
+"""The detail panels on docs/api.md's example bodies: what each panel says, and that none can crash."""
 
 from __future__ import annotations
 
@@ -20,12 +20,24 @@ def item() -> Item:
 
 
 
-def test_allocation_bars_follow_weight_and_p_best(item):
+def test_allocation_bars_follow_p_best_and_the_traffic_served(item):
     lines = panels.allocation_lines(item, 76)
     leader = next(line for line in lines if line.startswith(">"))
-    assert "#3 Build better / Get started" in leader and "55.8%" in leader and "62.0%" in leader
+    assert "#3 Build better / Get started" in leader and "P(best)" in leader and "62.0%" in leader
+    assert "traffic" in leader and "60.5%" in leader  # allocation, what is served
+    assert "weight" not in leader and "55.8%" not in leader  # P(best) x (1 - holdout) is not a share of traffic
     assert leader.count("█") > next(line for line in lines if "#1 " in line).count("█")
+    assert lines[-1] == "> leader; holdout 10% see #1; traffic = share of the rest"
     assert all(len(line) <= 76 for line in lines)
+
+
+def test_traffic_without_an_allocation_is_a_dash_and_the_columns_stay_aligned(item):
+    for body in (item.state, item.results):
+        for variant in body["variants"]:
+            variant.pop("allocation")
+    lines = panels.allocation_lines(item, 76)[:-1]
+    assert all(line.split("traffic")[1].strip() == "-" for line in lines), lines
+    assert len({len(line) for line in lines}) == 1
 
 
 def test_reward_rates_have_intervals_drawn_on_one_scale(item):

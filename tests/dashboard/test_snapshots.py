@@ -1,7 +1,7 @@
 """Snapshot tests (pytest-textual-snapshot): whole screens as SVG.
 
 Each test drives the app headless against a seeded ``levered-server`` (a trained model's
-screens: against reference/API.md's example bodies) and compares the screen with
+screens: against docs/api.md's example bodies) and compares the screen with
 ``__snapshots__/test_snapshots/<test>.svg``. How the screens are made the same on every run
 is in :mod:`tests.dashboard.stable`. After an intended change of the screens, regenerate them
 with ``pytest tests/dashboard/test_snapshots.py --snapshot-update`` and look at the SVGs.
@@ -43,7 +43,7 @@ def stable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def trained() -> Iterator[StubAPI]:
-    """A scripted API answering with a trained model: reference/API.md's example bodies.
+    """A scripted API answering with a trained model: docs/api.md's example bodies.
 
     The seeded server's models are untrained (a trained posterior differs in the third digit on
     every run, see :mod:`tests.dashboard.stable`), so the trained screens come from here.

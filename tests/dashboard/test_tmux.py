@@ -89,7 +89,7 @@ def test_navigate_in_a_real_terminal_then_quit(tmux):
     first = re.search(r"updated (\d+)s ago", screen)
     assert first is not None
     term.keys("Down", "Enter")
-    detail = term.wait_for("Allocation", "weight", "P(best)")
+    detail = term.wait_for("Allocation", "traffic", "P(best)")
     assert "holdout 10%" in detail
     term.keys("Escape")
     term.wait_for("Optimization", "Lift [95%]")

@@ -1,4 +1,4 @@
-"""The list rows, the status line and the text helpers, on API.md's example bodies."""
+"""The list rows, the status line and the text helpers, on docs/api.md's example bodies."""
 
 from __future__ import annotations
 

@@ -74,8 +74,9 @@ def cli_env(home: pathlib.Path, **extra: str) -> dict[str, str]:
 class Login:
     """`levered login …` running in the background; its stderr is collected line by line."""
 
-    def __init__(self, home: pathlib.Path, *args: str) -> None:
-        self.process = subprocess.Popen([levered_executable(), "login", *args], text=True,
+    def __init__(self, home: pathlib.Path, *args: str, before: tuple[str, ...] = ()) -> None:
+        """``levered <before> login <args>``: ``before`` holds global options written before the command."""
+        self.process = subprocess.Popen([levered_executable(), *before, "login", *args], text=True,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         stdin=subprocess.DEVNULL, env=cli_env(home))
         self.lines: list[str] = []

@@ -77,6 +77,7 @@ def test_an_expired_access_token_is_refreshed_once_transparently(server, tmp_pat
     fresh = json.loads(auth.read_text())
     assert fresh["session_token"] != stored["session_token"]
     assert fresh["refresh_token"] != stored["refresh_token"]
+    assert (fresh["user"]["email"], fresh["organization"]["name"]) == ("bob@acme.test", "Acme")  # kept for auth status
     assert stat.S_IMODE(auth.stat().st_mode) == 0o600
     for token in (*stored.values(), fresh["session_token"], fresh["refresh_token"]):
         if str(token).startswith(("lva_", "lvr_")):
@@ -108,7 +109,8 @@ def test_a_revoked_session_says_run_levered_login(server, tmp_path):
         "token": stored["refresh_token"], "client_id": "levered-cli"})
     run = cli(server, home, "--debug", "whoami")
     assert run.exit_code == 3
-    assert "Not authenticated: run `levered login`" in run.stderr
+    assert f"Not authenticated: the session for {server.url} has expired or was revoked; run `levered login`" \
+        in run.stderr
     assert stored["session_token"] not in run.stdout + run.stderr
     assert stored["refresh_token"] not in run.stdout + run.stderr
 
@@ -258,3 +260,47 @@ def test_logging_in_again_revokes_the_previous_session(server, tmp_path):
         "grant_type": "refresh_token", "refresh_token": old["refresh_token"], "client_id": "levered-cli"})
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
     assert cli(server, home, "whoami").exit_code == 0
+
+
+def _plain(home: pathlib.Path, *args: str):
+    """`levered` with no LEVERED_API_URL: the URL comes from the config, as after a real login."""
+    return run_cli(*args, home=home, env={"LEVERED_SITE_CONFIG": str(home / "no-site.json")})
+
+
+@pytest.mark.parametrize("where", ["after", "before"])
+def test_login_with_api_url_makes_it_the_server_of_later_commands(server, tmp_path, where):
+    home = tmp_path / "home"
+    flag = ("--api-url", server.url)
+    login = Login(home, "--no-browser", *(flag if where == "after" else ()), before=flag if where == "before" else ())
+    approve_without_a_browser(login.wait_for(AUTHORIZE_URL).group(1), "bob@acme.test")
+    code, out, err = login.finish()
+    assert code == 0 and out.strip() == f"Logged in as bob@acme.test (Acme) at {server.url}", err
+    assert f"Later commands use {server.url} (api_url in {home / 'config.json'})." in err
+    assert stat.S_IMODE((home / "config.json").stat().st_mode) == 0o600
+    who = _plain(home, "whoami", "--json")
+    assert who.exit_code == 0 and who.json["user"]["email"] == "bob@acme.test", who.stderr
+    assert _plain(home, "config", "get", "api_url").stdout == f"{server.url}\n"
+    status = _plain(home, "auth", "status", "--json").json
+    assert status["current"] == {"api_url": server.url, "environment": "prod", "api_url_source": "user",
+                                 "credential": "session"}
+    assert [(s["api_url"], s["user"]["email"], s["organization"]["name"], s["current"])
+            for s in status["sessions"]] == [(server.url, "bob@acme.test", "Acme", True)]
+    # Until `config set api_url`: then commands go there, and say where they found no session.
+    assert _plain(home, "config", "set", "api_url", "http://127.0.0.1:9").exit_code == 0
+    elsewhere = _plain(home, "whoami")
+    assert elsewhere.exit_code == 3
+    assert elsewhere.stderr == ("Error: Not authenticated: no session for http://127.0.0.1:9; run `levered login` "
+                                "or set LEVERED_API_KEY\n")
+
+
+def test_login_without_api_url_leaves_the_remembered_server_alone(server, tmp_path):
+    home = tmp_path / "home"
+    logged_in(server, home)
+    config = (home / "config.json").read_text()
+    login = Login(home, "--no-browser")  # the URL in force: the remembered one
+    approve_without_a_browser(login.wait_for(AUTHORIZE_URL).group(1), "ada@acme.test", "Default")
+    code, out, err = login.finish()
+    assert code == 0 and out.strip() == f"Logged in as ada@acme.test (Default) at {server.url}", err
+    assert "Later commands use" not in err
+    assert (home / "config.json").read_text() == config
+    assert _plain(home, "whoami", "--json").json["organization"]["name"] == "Default"

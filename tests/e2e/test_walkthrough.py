@@ -101,7 +101,7 @@ def test_5_traffic_and_rewards_then_train(levered, walk, server):
     assert re.fullmatch(rf"Model {walk['model']}: trained, version {trained['version'] + 1}, \d+ observations; "
                         r"expected reward [\d.]+ \[[\d.]+, [\d.]+\]\n", again), again
     state = ok(levered("models", "state", walk["model"])).stdout
-    assert "P(BEST)" in state and "WEIGHT" in state
+    assert "P(BEST)" in state and "TRAFFIC" in state and "WEIGHT" not in state
 
 
 def test_6_results_and_observations(levered, walk):

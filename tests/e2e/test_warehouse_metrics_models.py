@@ -74,10 +74,13 @@ def test_warehouse_preview_shows_null_as_a_dash_and_json_keeps_null(levered, rew
     run = ok(levered("warehouse", "preview", "rewards", "-n", "5", "-c", "anonymous_id", "-c", "properties"))
     rows = dict(table_rows(run.stdout))
     assert rows["anonymous_id"] == "properties" and rows["user-0"] == "-", run.stdout
-    assert rows["user-1"] == '{"plan": "pro"}' and "None" not in run.stdout
+    assert rows["user-1"] == '{"plan":"pro"}' and "None" not in run.stdout
     body = ok(levered("warehouse", "preview", "rewards", "-n", "5", "--json")).json
     properties = {r["anonymous_id"]: r["properties"] for r in body["rows"]}
     assert body["row_count"] == 5 and properties["user-0"] is None and properties["user-1"] == {"plan": "pro"}
+    machine = ok(levered("warehouse", "preview", "rewards", "-n", "5", "-f", "json", "-c", "anonymous_id",
+                         "-c", "properties")).json  # -f json: the values, null and objects as they are
+    assert {r["anonymous_id"]: r["properties"] for r in machine} == properties
 
 
 def test_warehouse_preview_says_when_rows_were_left_out(levered, rewards):

@@ -1,4 +1,4 @@
-"""Measured lift (API.md 16.2) and the sample-ratio check (16.3) against the contract vectors."""
+"""Measured lift (docs/api.md 16.2) and the sample-ratio check (16.3) against the contract vectors."""
 
 from __future__ import annotations
 

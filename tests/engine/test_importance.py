@@ -1,4 +1,4 @@
-"""Importance scores (API.md 16.4) on constructed posteriors with a known answer."""
+"""Importance scores (docs/api.md 16.4) on constructed posteriors with a known answer."""
 
 from __future__ import annotations
 

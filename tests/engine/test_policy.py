@@ -1,4 +1,4 @@
-"""Allocation from draws: ε mixing, floor, top-two, bias widening, sampling (API.md 2.4, 8.5)."""
+"""Allocation from draws: ε mixing, floor, top-two, bias widening, sampling (docs/api.md 2.4, 8.5)."""
 
 from __future__ import annotations
 

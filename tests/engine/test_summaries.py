@@ -1,4 +1,4 @@
-"""Posterior summaries (API.md 16.1), checked with the 6.6 example and closed forms."""
+"""Posterior summaries (docs/api.md 16.1), checked with the 6.6 example and closed forms."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Variant numbering (API.md 2.1, 16.5)."""
+"""Variant numbering (docs/api.md 2.1, 16.5)."""
 
 from __future__ import annotations
 

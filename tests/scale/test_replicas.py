@@ -49,7 +49,11 @@ class Client:
             resp = self.conn.getresponse()
             data = resp.read()
             replica = resp.getheader("X-Levered-Replica", "")
-            return resp.status, json.loads(data) if data else None, replica
+            try:
+                body = json.loads(data) if data else None
+            except ValueError:  # the balancer's own error page (502/503 while a replica dies)
+                body = None
+            return resp.status, body, replica
         except (OSError, http.client.HTTPException):
             self.conn.close()
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)

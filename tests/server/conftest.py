@@ -161,7 +161,7 @@ def other_org(server: Server) -> Org:
 
 
 def assert_error(resp: Any, status: int, code: str) -> dict[str, Any]:
-    """Check the error envelope (API.md 1.5) and return its `error` object."""
+    """Check the error envelope (docs/api.md 1.5) and return its `error` object."""
     assert resp.status_code == status, resp.text
     body = resp.json()
     assert set(body) == {"error", "meta"}, body

@@ -13,7 +13,7 @@ from typing import Any
 from levered_server.bootstrap import create_user
 
 PASSWORD = "correct horse battery"
-VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # RFC 7636 appendix B (API.md 16.5)
+VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # RFC 7636 appendix B (docs/api.md 16.5)
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 REDIRECT = "http://127.0.0.1:53682/callback"
 

@@ -1,4 +1,4 @@
-"""Conventions of API.md 1: envelopes, request ids, errors, limits, health."""
+"""Conventions of docs/api.md 1: envelopes, request ids, errors, limits, health."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API.md 1.3 and 5: credentials, /me, API keys; `bootstrap.create_api_key`."""
+"""docs/api.md 1.3 and 5: credentials, /me, API keys; `bootstrap.create_api_key`."""
 
 from __future__ import annotations
 

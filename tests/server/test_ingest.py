@@ -1,4 +1,4 @@
-"""API.md 11: ingestion — batches, per-event validation, 207, idempotency, foreign ids."""
+"""docs/api.md 11: ingestion — batches, per-event validation, 207, idempotency, foreign ids."""
 
 from __future__ import annotations
 

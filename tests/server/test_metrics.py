@@ -1,4 +1,4 @@
-"""API.md 9: metrics are dry-run against the warehouse before they are saved."""
+"""docs/api.md 9: metrics are dry-run against the warehouse before they are saved."""
 
 from __future__ import annotations
 

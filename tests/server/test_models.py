@@ -1,4 +1,4 @@
-"""API.md 8: list, show, untrained state, train below the burn-in, delete."""
+"""docs/api.md 8: list, show, untrained state, train below the burn-in, delete."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API.md 4: the OAuth authorization server over HTTP, and its refusals (issue 5)."""
+"""docs/api.md 4: the OAuth authorization server over HTTP, and its refusals (issue 5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API.md 4.4: the device authorization grant (RFC 8628) over HTTP; `bootstrap.create_user`."""
+"""docs/api.md 4.4: the device authorization grant (RFC 8628) over HTTP; `bootstrap.create_user`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API.md 2.5 and 6.7: last-touch attribution pushed down to the warehouse, pagination."""
+"""docs/api.md 2.5 and 6.7: last-touch attribution pushed down to the warehouse, pagination."""
 
 from __future__ import annotations
 

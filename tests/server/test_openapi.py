@@ -1,14 +1,14 @@
-"""The served OpenAPI document covers the contract's endpoint catalogue (API.md 3)."""
+"""The served OpenAPI document and the contract, docs/api.md, agree: catalogue (3), examples, errors."""
 
 from __future__ import annotations
 
 import pathlib
 import re
 
-import pytest
-
-API_MD = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "API.md"
+API_MD = pathlib.Path(__file__).resolve().parents[2] / "docs" / "api.md"
 OAUTH = ("/oauth/", "/.well-known/")  # the OAuth issue
+# Statuses docs/api.md lists that the server answers but its OpenAPI document does not declare.
+UNDECLARED: set[str] = set()
 
 
 def catalogue() -> list[tuple[str, str]]:
@@ -32,7 +32,6 @@ def _by_template(doc: dict) -> dict:
     return {_template(p): ops for p, ops in doc["paths"].items()}
 
 
-@pytest.mark.skipif(not API_MD.exists(), reason="shared/reference/API.md not beside the repo")
 def test_every_catalogue_endpoint_is_documented(server):
     doc = server.client.get("/openapi.json").json()
     paths = _by_template(doc)
@@ -60,7 +59,7 @@ def test_operations_have_ids_and_typed_responses(server):
 
 
 def _examples() -> list[tuple[str, str, dict]]:
-    """(method, path, example body) of every success example in API.md sections 5–12."""
+    """(method, path, example body) of every success example in docs/api.md sections 5–12."""
     import json
 
     text = API_MD.read_text()
@@ -112,7 +111,6 @@ def _diff(doc: dict, schema: dict, example: object, where: str, out: list[str]) 
         _diff(doc, schema.get("items", {}), example[0], f"{where}[0]", out)
 
 
-@pytest.mark.skipif(not API_MD.exists(), reason="shared/reference/API.md not beside the repo")
 def test_response_schemas_match_the_contract_examples(server):
     doc = server.client.get("/openapi.json").json()
     templated = _by_template(doc)
@@ -127,7 +125,6 @@ def test_response_schemas_match_the_contract_examples(server):
     assert problems == []
 
 
-@pytest.mark.skipif(not API_MD.exists(), reason="shared/reference/API.md not beside the repo")
 def test_the_example_check_catches_a_difference(server):
     import copy
 
@@ -145,7 +142,7 @@ def test_the_example_check_catches_a_difference(server):
 
 
 def _documented_errors() -> list[tuple[str, str, set[str]]]:
-    """(method, path, error statuses) of every API.md operation with an `Errors` part."""
+    """(method, path, error statuses) of every docs/api.md operation with an `Errors` part."""
     text = API_MD.read_text()
     text = text[text.index("## 5. Identity"):text.index("## 13. CLI")]
     heads = [m.start() for m in re.finditer(r"^#{2,4} ", text, re.M)]
@@ -163,7 +160,6 @@ def _documented_errors() -> list[tuple[str, str, set[str]]]:
     return out
 
 
-@pytest.mark.skipif(not API_MD.exists(), reason="shared/reference/API.md not beside the repo")
 def test_operations_declare_the_contract_error_responses(server):
     doc = server.client.get("/openapi.json").json()
     templated = _by_template(doc)
@@ -173,7 +169,7 @@ def test_operations_declare_the_contract_error_responses(server):
     for method, path, codes in documented:
         op = templated[_template(path)][method.lower()]
         missing += [f"{method} {path} {c}" for c in sorted(codes - set(op["responses"]))]
-    assert missing == []
+    assert sorted(set(missing) - UNDECLARED) == []
 
 
 def test_error_responses_use_the_envelope(server):
@@ -194,6 +190,6 @@ def test_error_responses_use_the_envelope(server):
                     "$ref": "#/components/schemas/ErrorResponse"}, (method, path, code)
     serve = doc["paths"]["/api/v2/optimizations/{optimization_id}/serve"]["post"]
     assert sorted(c for c in serve["responses"] if c[0] in "45") == [
-        "400", "404", "409", "422", "429"]
+        "400", "404", "409", "422", "429", "503"]
     ingest = doc["paths"]["/api/v2/ingest/rewards"]["post"]["responses"]
     assert {"403", "409", "503"} <= set(ingest) and "422" not in ingest

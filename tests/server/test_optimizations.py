@@ -1,4 +1,4 @@
-"""API.md 6.1–6.5: create with full validation (nothing stored on error), list, show, update."""
+"""docs/api.md 6.1–6.5: create with full validation (nothing stored on error), list, show, update."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def test_factor_rules(org):
 
 def test_schema_errors_do_not_hide_the_other_problems(org):
     # A one-level factor fails the schema; the unknown metric, the repeated factor name and the
-    # repeated level are still reported in the same answer (API.md 1.5), and nothing is stored.
+    # repeated level are still reported in the same answer (docs/api.md 1.5), and nothing is stored.
     p = "training_data_config"
     body = hero("00000000-0000-4000-8000-000000000000", excluded_combinations=[])
     body["training_data_config"]["design_factors"] = [

@@ -10,8 +10,8 @@ import pytest
 
 from levered_server.services.outbox import decode
 from levered_server.services.serve_log import ServeLog, ServeWrite
-from levered_server.store.locks import LockStore
 from levered_server.services.serving import assignment_rng
+from levered_server.store.locks import LockStore
 from tests.server.factories import make_optimization
 
 

@@ -1,4 +1,4 @@
-"""The serve path's snapshots and the fit worker (API.md 2.4, 7, 8.1): what a change takes to
+"""The serve path's snapshots and the fit worker (docs/api.md 2.4, 7, 8.1): what a change takes to
 reach serving, that requests never rebuild policies or parse model state, and that training
 runs in the worker process with the same results."""
 

@@ -1,4 +1,4 @@
-"""API.md 2.4 and 7: holdout by hash, sticky locks, uniform policy, propensity, exposures."""
+"""docs/api.md 2.4 and 7: holdout by hash, sticky locks, uniform policy, propensity, exposures."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API.md 8.1, 8.4, 8.5, 6.6, 2.4 with the engine: train from the warehouse, serve the posterior."""
+"""docs/api.md 8.1, 8.4, 8.5, 6.6, 2.4 with the engine: train from the warehouse, serve the posterior."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The training statement (services/training_sql.py) against a reference of API.md 2.5.
+"""The training statement (services/training_sql.py) against a reference of docs/api.md 2.5.
 
 Each case runs on the managed DuckDB warehouse and, with LEVERED_TEST_POSTGRES_URL, on a
 bring-your-own PostgreSQL exposures table: explicit edge cases (ties on time, a reward between
@@ -196,7 +196,7 @@ class Byo(_Warehouse):
         self.reward_table = f"{schema}.goals"
 
     def holdout(self, opt_id: str) -> Any:
-        # rows without in_holdout get the holdout hash (API.md 2.4); HERO holds out 10 %
+        # rows without in_holdout get the holdout hash (docs/api.md 2.4); HERO holds out 10 %
         return lambda e: bool(e.in_holdout if e.in_holdout is not None else
                               e.anon is not None and in_holdout(opt_id, e.anon, 10))
 

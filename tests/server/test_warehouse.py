@@ -1,4 +1,4 @@
-"""API.md 10: connections, discovery, and read-only queries enforced by the connection."""
+"""docs/api.md 10: connections, discovery, and read-only queries enforced by the connection."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``levered whoami`` and ``levered auth api-keys …``."""
+"""``levered whoami``, ``levered login|logout`` and ``levered auth api-keys …``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from levered_core import humanize as h
 from levered_core import interaction
-from levered_core.plugin_api import Command, Lister, Result, ShowOne
+from levered_core.plugin_api import Cell, Command, Lister, Result, ShowOne
 
 
 class WhoAmI(ShowOne):
@@ -16,10 +16,12 @@ class WhoAmI(ShowOne):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         me = self.client.identity.me()
-        user = me.get("user")
-        who = f"{user.get('name') or user['email']} <{user['email']}>" if user else \
+        user, org = me.get("user"), me.get("organization") or {}
+        email = (user or {}).get("email") or "-"
+        who = f"{user.get('name') or email} <{email}>" if user else \
             f"API key {(me.get('auth') or {}).get('api_key_id') or ''}".rstrip()
-        text = f"{who}\nOrganization  {me['organization']['name']} ({me['organization']['id']})\nAPI           {self.client.api_url}"
+        text = (f"{who}\nOrganization  {org.get('name') or '-'} ({org.get('id') or '-'})\n"
+                f"API           {self.client.api_url}")
         return Result.text(text, me)
 
 
@@ -34,7 +36,7 @@ class CreateApiKey(Command):
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         body = self.client.identity.create_api_key(parsed_args.name)
         sys.stderr.write("Store this secret now: it is never shown again.\n")
-        return Result.text(body["secret"], body)
+        return Result.text(body.get("secret") or "-", body)
 
 
 class ListApiKeys(Lister):
@@ -42,8 +44,9 @@ class ListApiKeys(Lister):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         body = self.client.identity.list_api_keys()
-        rows = [(h.short_id(k["id"]), k["name"], k["prefix"], h.ago(k["created_at"]), h.ago(k.get("last_used_at")),
-                 (k.get("created_by") or {}).get("email", "-")) for k in body["api_keys"]]
+        rows = [(Cell(k.get("id"), h.short_id), Cell(k.get("name")), Cell(k.get("prefix")), Cell(k.get("created_at"), h.ago),
+                 Cell(k.get("last_used_at"), h.ago), Cell(k.get("created_by"), lambda by: str(by.get("email") or "-")))
+                for k in body.get("api_keys") or []]
         return Result(("ID", "Name", "Prefix", "Created", "Last used", "Created by"), rows, body)
 
 
@@ -92,15 +95,40 @@ def _login(app: Any, client: Any, api_url: str, parsed_args: argparse.Namespace)
                                out=app.stderr)
 
 
-class Login(Command):
-    """Log in through the browser and store the session
+def _remember(app: Any, api_url: str) -> None:
+    """Make ``api_url`` the server of later commands (config ``api_url``) and say so on stderr."""
+    import os
 
-    Logging in again revokes the previous session of this API URL on the server. While
-    LEVERED_API_KEY is set, commands keep using the key instead of the login.
-    """
+    from levered_core import config
+
+    app.settings.set("api_url", api_url)
+    from_env = os.environ.get("LEVERED_API_URL", "").strip()
+    try:
+        overridden = bool(from_env) and config.normalize_url(from_env) != api_url
+    except ValueError:  # not even a URL; it would stop later commands, so it is worth the warning too
+        overridden = True
+    if overridden:
+        app.stderr.write(f"levered: warning: LEVERED_API_URL ({from_env}) is set and takes precedence over {api_url} "
+                         "in later commands; unset it for them to use this login.\n")
+    else:
+        app.stderr.write(f"Later commands use {api_url} (api_url in {config.config_path()}).\n")
+
+
+# In the epilog, not the docstring: cliff runs a docstring's paragraphs together after its summary line.
+LOGIN_EPILOG = ("With --api-url (before or after `login`) later commands use that server too, until the next "
+                "`levered login --api-url` or `levered config set api_url`; without it, login uses the API URL in "
+                "force. `levered auth status` lists stored sessions. Logging in again revokes the previous session "
+                "of the URL on the server. While LEVERED_API_KEY is set, commands use the key instead of the login.")
+
+
+class Login(Command):
+    """Log in through the browser and store the session"""
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
+        parser.epilog = f"{LOGIN_EPILOG}\n\n{parser.epilog or ''}".strip()
+        parser.add_argument("--api-url", metavar="URL", dest="login_api_url",
+                            help="the server to log in to; later commands use it too (saved as api_url)")
         parser.add_argument("--no-browser", action="store_true", help="print the login URL instead of opening it")
         parser.add_argument("--device", action="store_true",
                             help="log in with a code on another device (the default over SSH or with no browser)")
@@ -110,6 +138,8 @@ class Login(Command):
         from levered_core import credentials, oauth
 
         app = self.levered_app
+        if parsed_args.login_api_url:  # usually the global parser has taken --api-url already: same meaning
+            app.options.api_url = parsed_args.login_api_url
         env, api_url = app.target()
         client = app.new_client()
         if credentials.api_key():
@@ -121,8 +151,11 @@ class Login(Command):
             app.stderr.write("levered: warning: the previous session could not be revoked on the server; "
                              "it expires on its own.\n")
         credentials.save_session(env, session)
+        if app.options.api_url:
+            _remember(app, api_url)
         client.token = session.session_token
         me = client.identity.me()
+        credentials.save_session(env, session.with_identity(me))  # who it is, for `levered auth status`
         who = (me.get("user") or {}).get("email", "?")
         return Result.text(f"Logged in as {who} ({me['organization']['name']}) at {api_url}", me)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from levered_core import config
-from levered_core.plugin_api import Command, Lister, Result, ShowOne
+from levered_core.plugin_api import Cell, Command, Lister, Result, ShowOne
 
 
 class ListConfig(Lister):
@@ -14,7 +14,7 @@ class ListConfig(Lister):
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         settings = self.app.settings
         values = settings.effective()
-        rows = [(key, config.dumps(value), settings.source(key)) for key, value in values.items()]
+        rows = [(key, Cell(value, config.dumps(value)), settings.source(key)) for key, value in values.items()]
         return Result(("Key", "Value", "Source"), rows, values)
 
 

@@ -1,7 +1,7 @@
 """One round of read-only requests, and what the dashboard knows between rounds.
 
 A round is ``GET /api/v2/optimizations?limit=100`` and, for each optimization listed, its
-results and its model's state (API.md 6.2, 6.6, 8.4). No Textual here: the app calls
+results and its model's state (docs/api.md 6.2, 6.6, 8.4). No Textual here: the app calls
 :func:`fetch_round` from a worker thread, ``--once`` calls it directly.
 
 A failure that concerns the whole server (unreachable, credential refused) ends the round and

@@ -35,7 +35,10 @@ def _name_width(variants: list[dict[str, Any]], width: int) -> int:
 
 @_safe
 def allocation_lines(item: Item, width: int, now: dt.datetime | None = None) -> list[str]:
-    """Variant allocation: weight (share of all traffic) and P(best) as horizontal bars."""
+    """P(best) and traffic (the serving allocation: share of optimized traffic) as horizontal bars.
+
+    ``weight`` is not drawn: it is P(best) scaled by the holdout share, not what is served.
+    """
     variants = views.variants_of(item)
     if not variants:
         return [item.state_error or item.results_error or "not available"]
@@ -45,12 +48,13 @@ def allocation_lines(item: Item, width: int, now: dt.datetime | None = None) -> 
     lines = []
     for v in variants:
         mark = ">" if best is not None and v.get("number") == best.get("number") else " "
-        lines.append(f"{mark}{views.clip(views.variant_name(v), names):<{names}} weight {h.bar(v.get('weight'), bar)}"
-                     f"{h.fraction(v.get('weight')):>6}  P(best) {h.bar(v.get('prob_best'), bar)}"
-                     f"{h.fraction(v.get('prob_best')):>6}")
+        p_best, traffic = v.get("prob_best"), v.get("allocation")
+        lines.append(f"{mark}{views.clip(views.variant_name(v), names):<{names}} P(best) {h.bar(p_best, bar):<{bar}}"
+                     f"{h.fraction(p_best):>6}  traffic {h.bar(traffic, bar):<{bar}}{h.fraction(traffic):>6}")
     holdout = item.optimization.get("holdout_percentage")
     note = "untrained: equal shares" if not views.is_trained(item) else "> leader"
-    lines.append(f"{note}; holdout {holdout}% see #1; weight = share of all traffic")
+    share = "share of optimized traffic" if holdout is None else f"holdout {holdout}% see #1; traffic = share of the rest"
+    lines.append(f"{note}; {share}")
     return lines
 
 

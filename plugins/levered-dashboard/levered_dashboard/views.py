@@ -111,7 +111,9 @@ def _exposures(item: Item) -> Any:
 
 def trained_text(item: Item, now: dt.datetime | None = None) -> str:
     """When the model last trained, and ``(failed)`` if its last run failed."""
-    body = item.state or item.results or {}
+    body = item.state or item.results
+    if not body:
+        return "-"  # neither answered (yet, or at all on this server): unknown, not "never"
     text = h.ago(body.get("trained_at"), now) if body.get("trained_at") else "never"
     if ((item.state or {}).get("last_run") or {}).get("outcome") == "failed":
         text += " (failed)"
@@ -149,7 +151,8 @@ def _row(item: Item, compact: bool, now: dt.datetime | None) -> tuple[str, ...]:
     try:
         best = leader(item)
         value, bounds = _lift(item)
-        return (str(opt.get("name", "?")), str(opt.get("status", "?")), str(opt.get("variants_count", "-")),
+        variants = opt.get("variants_count", (opt.get("summary") or {}).get("variants_count"))
+        return (str(opt.get("name") or "-"), str(opt.get("status") or "-"), "-" if variants is None else str(variants),
                 count(_exposures(item)), variant_name(best) if best else "-", lift_text(value, bounds, compact),
                 h.fraction(best.get("prob_best"), 0 if compact else 1) if best else "-", trained_text(item, now))
     except (KeyError, TypeError, ValueError, AttributeError):
@@ -170,8 +173,9 @@ def status_line(snapshot: Snapshot, refresh: float, now: float) -> str:
 def title_line(item: Item) -> str:
     """The detail screen's heading."""
     opt = item.optimization
-    return (f"{opt.get('name', '?')} · {opt.get('status', '?')} · {opt.get('model_type', '?')} · "
-            f"{h.short_id(item.id)} · holdout {opt.get('holdout_percentage', '?')}%")
+    holdout = opt.get("holdout_percentage")  # neither it nor model_type is in every server's list items
+    return (f"{opt.get('name') or '-'} · {opt.get('status') or '-'} · {opt.get('model_type') or '-'} · "
+            f"{h.short_id(item.id)} · holdout {'-' if holdout is None else f'{holdout}%'}")
 
 
 def list_frame(snapshot: Snapshot, width: int, refresh: float, now: float) -> str:

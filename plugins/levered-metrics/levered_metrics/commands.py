@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from levered_core import humanize as h
 from levered_core import inputs, interaction
-from levered_core.errors import APIError
-from levered_core.plugin_api import Command, Lister, Result
+from levered_core.errors import APIError, NotFound
+from levered_core.plugin_api import Cell, Command, Lister, Result
 
 
 class ListMetrics(Lister):
@@ -15,9 +16,12 @@ class ListMetrics(Lister):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         body = self.client.metrics.list()
-        rows = [(h.short_id(m["id"]), m["name"], m["column_mapping"]["reward_type"], m["column_mapping"]["anonymous_id"],
-                 m["column_mapping"]["timestamp"], m["column_mapping"].get("value") or "-", h.ago(m["created_at"]))
-                for m in body["metrics"]]
+        rows = []
+        for m in body.get("metrics") or []:
+            mapping = m.get("column_mapping") or {}
+            rows.append((Cell(m.get("id"), h.short_id), Cell(m.get("name")), Cell(mapping.get("reward_type")),
+                         Cell(mapping.get("anonymous_id")), Cell(mapping.get("timestamp")), Cell(mapping.get("value")),
+                         Cell(m.get("created_at"), h.ago)))
         return Result(("ID", "Name", "Type", "Anonymous ID", "Timestamp", "Value", "Created"), rows, body)
 
 
@@ -41,8 +45,9 @@ class CreateMetric(Command):
         sql = inputs.text_flag("--sql", a.sql)
         with interaction.progress("Checking the SQL against the warehouse"):
             body = self.client.metrics.create({"name": a.name, "sql": sql, "column_mapping": mapping})
-        text = (f"Created metric {body['name']} ({body['id']}), {body['column_mapping']['reward_type']} reward\n"
-                f"Use it: levered optimizations create --reward-metric-id {body['id']} ...")
+        reward_type = (body.get("column_mapping") or {}).get("reward_type") or "-"
+        text = (f"Created metric {body.get('name') or '-'} ({body.get('id') or '-'}), {reward_type} reward\n"
+                f"Use it: levered optimizations create --reward-metric-id {body.get('id') or 'ID'} ...")
         return Result.text(text, body)
 
 
@@ -63,6 +68,15 @@ class PreviewMetric(Lister):
         return Result(*inputs.result_set(body), body)
 
 
+def _named(client: Any, metric_id: str) -> str:
+    """``'Sign-ups' (<id>)`` for the prompt, or the ID alone where the server does not say."""
+    try:
+        name = client.metrics.get(metric_id).get("name")
+    except NotFound:  # GET /metrics/:id is not on every server; the delete itself says if the metric is gone
+        name = None
+    return f"'{name}' ({metric_id})" if name else metric_id
+
+
 class DeleteMetric(Command):
     """Delete a metric (refused while a live optimization uses it)"""
 
@@ -75,12 +89,13 @@ class DeleteMetric(Command):
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         metric_id = self.client.metrics.resolve(parsed_args.id)
         if not parsed_args.yes:
-            interaction.confirm(f"Delete metric '{self.client.metrics.get(metric_id)['name']}' ({metric_id})?", False)
+            interaction.confirm(f"Delete metric {_named(self.client, metric_id)}?", False)
         try:
             body = self.client.metrics.delete(metric_id)
         except APIError as exc:
             users = exc.details.get("optimizations") or []
             if users:
-                exc.message += " Used by: " + ", ".join(f"{o['name']} ({o['id']}, {o['status']})" for o in users)
+                exc.message += " Used by: " + ", ".join(
+                    f"{o.get('name', '-')} ({o.get('id', '-')}, {o.get('status', '-')})" for o in users)
             raise
         return Result.text(f"Deleted metric {metric_id}", body)

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from levered_core import humanize as h
 from levered_core import inputs, interaction, views
-from levered_core.errors import UsageError
-from levered_core.plugin_api import Command, Lister, Result, ShowOne
+from levered_core.errors import NotFound, UsageError
+from levered_core.plugin_api import Cell, Command, Lister, Result, ShowOne
 
 
 def _id_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("id", help="model ID or a unique prefix of it")
+
+
+def _owner(client: Any, model_id: str) -> str:
+    """`` of optimization <id>`` for the prompt, or nothing where the server does not say."""
+    try:
+        owner = client.models.get(model_id).get("optimization_id")
+    except NotFound:  # GET /models/:id is not on every server; the delete itself says if the model is gone
+        return ""
+    return f" of optimization {owner}" if owner else ""
 
 
 class ListModels(Lister):
@@ -25,15 +35,16 @@ class ListModels(Lister):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         body = self.client.models.list(parsed_args.limit, parsed_args.include_archived)
-        rows = [(h.short_id(m["id"]), h.short_id(m["optimization_id"]), m["model_type"], m["status"], m["version"],
-                 h.ago(m.get("trained_at")), (m.get("last_run") or {}).get("outcome", "-"), h.ago(m["updated_at"]))
-                for m in body["models"]]
+        rows = [(Cell(m.get("id"), h.short_id), Cell(m.get("optimization_id"), h.short_id), Cell(m.get("model_type")),
+                 Cell(m.get("status")), Cell(m.get("version")), Cell(m.get("trained_at"), h.ago),
+                 Cell(m.get("last_run"), lambda run: str(run.get("outcome") or "-")), Cell(m.get("updated_at"), h.ago))
+                for m in body.get("models") or []]
         columns = ("ID", "Optimization", "Type", "Status", "Version", "Trained", "Last run", "Updated")
         return Result(columns, rows, body)
 
 
 class ShowModelState(ShowOne):
-    """Show a model's posterior: expected reward, P(best), weight"""
+    """Show a model's posterior: expected reward, P(best), traffic"""
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -60,9 +71,11 @@ class TrainModel(Command):
         with interaction.progress("Training in the warehouse"):
             body = self.client.models.train(model_id, bias)
         expected = (body.get("in_sample_metrics") or {}).get("expected_reward")
-        tail = (f"; expected reward {h.number(expected['mean'])} [{h.number(expected['ci_lower'])}, "
-                f"{h.number(expected['ci_upper'])}]") if expected else " (below the burn-in minimum: no new version)"
-        text = f"Model {body['model_id']}: {body['status']}, version {body['version']}, {body['observations']} observations{tail}"
+        tail = (f"; expected reward {h.number(expected.get('mean'))} [{h.number(expected.get('ci_lower'))}, "
+                f"{h.number(expected.get('ci_upper'))}]") if expected else " (below the burn-in minimum: no new version)"
+        version, observations = (("-" if body.get(k) is None else body[k]) for k in ("version", "observations"))
+        text = (f"Model {body.get('model_id') or model_id}: {body.get('status') or '-'}, version {version}, "
+                f"{observations} observations{tail}")
         return Result.text(text, body)
 
 
@@ -76,7 +89,7 @@ class CreateModel(Command):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         body = self.client.optimizations.new_model(self.client.optimizations.resolve(parsed_args.optimization_id))
-        return Result.text(f"Created model {body['id']} ({body['model_type']}, untrained)", body)
+        return Result.text(f"Created model {body.get('id') or '-'} ({body.get('model_type') or '-'}, untrained)", body)
 
 
 class DeleteModel(Command):
@@ -91,9 +104,8 @@ class DeleteModel(Command):
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         model_id = self.client.models.resolve(parsed_args.id)
         if not parsed_args.yes:
-            model = self.client.models.get(model_id)
-            interaction.confirm(f"Delete model {model_id} of optimization {model['optimization_id']}?", False)
+            interaction.confirm(f"Delete model {model_id}{_owner(self.client, model_id)}?", False)
         body = self.client.models.delete(model_id)
-        if not body.get("deleted"):
+        if body.get("deleted") is False:  # a 2xx is a deletion; only an explicit "no" is not
             raise UsageError(f"the server did not delete model {model_id}")
         return Result.text(f"Deleted model {model_id}", body)

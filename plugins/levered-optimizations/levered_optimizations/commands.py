@@ -6,18 +6,31 @@ import argparse
 from typing import Any
 
 from levered_core import humanize as h
-from levered_core import inputs, interaction, views
+from levered_core import inputs, interaction, shapes, views
 from levered_core.errors import LeveredError, UsageError
-from levered_core.plugin_api import Command, Lister, Result, ShowOne
+from levered_core.plugin_api import Cell, Command, Lister, Result, ShowOne
 
 STATUSES = ("live", "completed", "archived")
 
 
-def _metric_name(client: Any, metric_id: str) -> str | None:
-    try:
-        return str(client.metrics.get(metric_id)["name"])
-    except LeveredError:  # only decoration: show the ID instead
+def _metric_name(client: Any, body: Any) -> str | None:
+    """The reward metric's name for an optimization body, or None (then its ID is shown)."""
+    metric_id = shapes.optimization(body).get("reward_metric_id")
+    if not metric_id:
         return None
+    try:
+        name = client.metrics.get(metric_id).get("name")
+    except LeveredError:  # only decoration (and not an endpoint every server offers): show the ID instead
+        return None
+    return str(name) if name else None
+
+
+def _row(o: dict[str, Any]) -> tuple[Cell, ...]:
+    summary = o.get("summary") or {}
+    return (Cell(o.get("id"), h.short_id), Cell(o.get("name")), Cell(o.get("status")), Cell(o.get("model_type")),
+            Cell(o.get("model_status")), Cell(summary.get("lift"), lambda v: h.percent(v, signed=True)),
+            Cell(summary.get("confidence"), lambda v: h.fraction(v, 0)), Cell(summary.get("exposures")),
+            Cell(o.get("updated_at"), h.ago))
 
 
 class ListOptimizations(Lister):
@@ -31,13 +44,8 @@ class ListOptimizations(Lister):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         body = self.client.optimizations.list(parsed_args.limit, parsed_args.include_archived)
-        rows = []
-        for o in body["optimizations"]:
-            summary = o.get("summary") or {}
-            rows.append((h.short_id(o["id"]), o["name"], o["status"], f"{o['model_type']} {o.get('model_status') or '-'}",
-                         h.percent(summary.get("lift"), signed=True), h.fraction(summary.get("confidence"), 0),
-                         summary.get("exposures", 0), h.ago(o["updated_at"])))
-        columns = ("ID", "Name", "Status", "Model", "Lift", "Confidence", "Exposures", "Updated")
+        rows = [_row(o) for o in body.get("optimizations") or []]
+        columns = ("ID", "Name", "Status", "Type", "Model", "Lift", "Confidence", "Exposures", "Updated")
         return Result(columns, rows, body)
 
 
@@ -51,7 +59,7 @@ class ShowOptimization(ShowOne):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         body = self.client.optimizations.get(self.client.optimizations.resolve(parsed_args.id))
-        return Result.text(views.optimization(body, _metric_name(self.client, body["reward_metric_id"])), body)
+        return Result.text(views.optimization(body, _metric_name(self.client, body)), body)
 
 
 class CreateOptimization(Command):
@@ -92,8 +100,8 @@ class CreateOptimization(Command):
             if value is not None:
                 body[key] = value
         created = self.client.optimizations.create(body)
-        text = (views.optimization(created, _metric_name(self.client, metric_id))
-                + f"\n\nServe it: levered serve {h.short_id(created['id'])}")
+        text = (views.optimization(created, _metric_name(self.client, created))
+                + f"\n\nServe it: levered serve {h.short_id(shapes.optimization(created).get('id')) or 'ID'}")
         return Result.text(text, created)
 
 
@@ -111,8 +119,11 @@ class UpdateOptimization(Command):
         body = {k: v for k, v in (("status", parsed_args.status), ("name", parsed_args.name)) if v is not None}
         if not body:
             raise UsageError(f"nothing to update: give --status ({' | '.join(STATUSES)}) or --name")
-        updated = self.client.optimizations.update(self.client.optimizations.resolve(parsed_args.id), body)
-        return Result.text(f"{updated['name']} ({updated['id']}) is {updated['status']}", updated)
+        optimization_id = self.client.optimizations.resolve(parsed_args.id)
+        updated = self.client.optimizations.update(optimization_id, body)
+        flat = shapes.optimization(updated)
+        text = f"{flat.get('name') or '-'} ({flat.get('id') or optimization_id}) is {flat.get('status') or '-'}"
+        return Result.text(text, updated)
 
 
 class ArchiveOptimization(Command):
@@ -127,10 +138,11 @@ class ArchiveOptimization(Command):
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         optimization_id = self.client.optimizations.resolve(parsed_args.id)
         if not parsed_args.yes:
-            name = self.client.optimizations.get(optimization_id)["name"]
+            name = shapes.optimization(self.client.optimizations.get(optimization_id)).get("name") or "-"
             interaction.confirm(f"Archive optimization '{name}' ({optimization_id})?", False)
         updated = self.client.optimizations.update(optimization_id, {"status": "archived"})
-        return Result.text(f"Archived {updated['name']} ({updated['id']})", updated)
+        flat = shapes.optimization(updated)
+        return Result.text(f"Archived {flat.get('name') or '-'} ({flat.get('id') or optimization_id})", updated)
 
 
 class ShowResults(Command):
@@ -148,6 +160,20 @@ class ShowResults(Command):
         return Result.text(views.results(body), body)
 
 
+def _yes_no(value: Any) -> str:
+    return "yes" if value else "no"
+
+
+def _page_footer(body: dict[str, Any], page: int, size: int) -> str | None:
+    """``page 2 of 5 (93 observations); next: --page 3``, or None without a total."""
+    total, size, page = body.get("total"), body.get("size") or size, body.get("page") or page
+    if not total:
+        return None
+    pages = -(-total // size)
+    more = f"; next: --page {page + 1}" if page < pages else ""
+    return f"page {page} of {pages} ({total} observations){more}"
+
+
 class ListObservations(Lister):
     """List exposures with their attributed rewards, newest first"""
 
@@ -161,13 +187,9 @@ class ListObservations(Lister):
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         optimization_id = self.client.optimizations.resolve(parsed_args.id)
         body = self.client.optimizations.observations(optimization_id, parsed_args.page, parsed_args.size)
-        rows = [(h.ago(o["exposed_at"]), o["anonymous_id"], f"#{o['variant_number']}", "yes" if o["in_holdout"] else "no",
-                 h.number(o.get("propensity"), 3), "pending" if o["reward"] is None else o["reward"],
-                 h.variant_label(o.get("context") or {})) for o in body["observations"]]
-        pages = -(-body["total"] // body["size"])
-        footer = None
-        if body["total"]:
-            more = f"; next: --page {body['page'] + 1}" if body["page"] < pages else ""
-            footer = f"page {body['page']} of {pages} ({body['total']} observations){more}"
+        rows = [(Cell(o.get("exposed_at"), h.ago), Cell(o.get("anonymous_id")), Cell(o.get("variant_number"), "#{}".format),
+                 Cell(o.get("in_holdout"), _yes_no), Cell(o.get("propensity"), lambda v: h.number(v, 3)),
+                 Cell(o.get("reward"), none="pending" if "reward" in o else "-"),
+                 Cell(o.get("context"), h.variant_label)) for o in body.get("observations") or []]
         columns = ("Exposed", "Anonymous ID", "Variant", "Holdout", "Propensity", "Reward", "Context")
-        return Result(columns, rows, body, footer=footer)
+        return Result(columns, rows, body, footer=_page_footer(body, parsed_args.page, parsed_args.size))

@@ -10,6 +10,19 @@ from levered_core import inputs
 from levered_core.plugin_api import Command, Result
 
 
+def _text(served: dict[str, Any], generated: bool, dry_run: bool) -> str:
+    """The answer for people; only ``variant`` and ``anonymous_id`` are sure to be there (``-`` for the rest)."""
+    number, holdout, version = served.get("variant_number"), served.get("in_holdout"), served.get("model_version")
+    exposure = served.get("exposure_id") or ("not recorded (dry run)" if dry_run else "-")
+    return "\n".join([
+        f"Variant     {'' if number is None else f'#{number}  '}{h.variant_label(served.get('variant') or {}) or '-'}",
+        f"User        {served.get('anonymous_id') or '-'}{' (generated)' if generated else ''}",
+        f"Holdout     {'-' if holdout is None else 'yes (baseline)' if holdout else 'no'}",
+        f"Propensity  {h.number(served.get('propensity'), 4)}  (model version {'-' if version is None else version})",
+        f"Exposure    {exposure}",
+    ])
+
+
 class ServeVariant(Command):
     """Request a variant assignment for a user"""
 
@@ -30,12 +43,4 @@ class ServeVariant(Command):
         if parsed_args.dry_run:
             body["dry_run"] = True
         served = self.client.optimizations.serve(self.client.optimizations.resolve(parsed_args.optimization_id), body)
-        generated = "" if parsed_args.anonymous_id else " (generated)"
-        lines = [
-            f"Variant     #{served['variant_number']}  {h.variant_label(served['variant'])}",
-            f"User        {served['anonymous_id']}{generated}",
-            f"Holdout     {'yes (baseline)' if served['in_holdout'] else 'no'}",
-            f"Propensity  {h.number(served['propensity'], 4)}  (model version {served['model_version']})",
-            f"Exposure    {served.get('exposure_id') or 'not recorded (dry run)'}",
-        ]
-        return Result.text("\n".join(lines), served)
+        return Result.text(_text(served, generated=not parsed_args.anonymous_id, dry_run=parsed_args.dry_run), served)

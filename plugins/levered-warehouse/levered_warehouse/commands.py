@@ -6,7 +6,7 @@ import argparse
 
 from levered_core import inputs, interaction
 from levered_core.errors import UsageError
-from levered_core.plugin_api import Lister, Result, ShowOne
+from levered_core.plugin_api import Cell, Lister, Result, ShowOne
 
 
 def _truncation(body: dict[str, object]) -> str | None:
@@ -16,17 +16,22 @@ def _truncation(body: dict[str, object]) -> str | None:
     return None
 
 
+def _yes_no(value: object) -> str:
+    return "yes" if value else "no"
+
+
 class ShowStatus(ShowOne):
     """Show the warehouse connection and whether it answers"""
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         body = self.client.warehouse.status()
-        if not body.get("provider"):
+        if "provider" in body and not body["provider"]:
             return Result.text("Not connected", body)
-        state = f"connected ({body.get('latency_ms')} ms)" if body["connected"] else \
-            f"not connected: {body.get('warehouse_message')}"
+        connected, latency = body.get("connected"), body.get("latency_ms")
+        state = "-" if connected is None else f"connected ({'-' if latency is None else latency} ms)" if connected \
+            else f"not connected: {body.get('warehouse_message') or '-'}"
         managed = " (managed)" if body.get("managed") else ""
-        text = (f"Provider   {body['provider']}{managed}\nDataset    {body.get('dataset_id') or '-'}\n"
+        text = (f"Provider   {body.get('provider') or '-'}{managed}\nDataset    {body.get('dataset_id') or '-'}\n"
                 f"Exposures  {body.get('exposures_table') or '-'}\nStatus     {state}")
         return Result.text(text, body)
 
@@ -36,7 +41,7 @@ class ListTables(Lister):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         body = self.client.warehouse.tables()
-        rows = [(t["name"], t["type"], "-" if t.get("row_count") is None else t["row_count"]) for t in body["tables"]]
+        rows = [(Cell(t.get("name")), Cell(t.get("type")), Cell(t.get("row_count"))) for t in body.get("tables") or []]
         return Result(("Name", "Type", "Rows"), rows, body)
 
 
@@ -50,7 +55,8 @@ class ListColumns(Lister):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         body = self.client.warehouse.columns(parsed_args.table)
-        rows = [(c["name"], c["type"], "yes" if c.get("nullable") else "no") for c in body["columns"]]
+        rows = [(Cell(c.get("name")), Cell(c.get("type")), Cell(c.get("nullable"), _yes_no))
+                for c in body.get("columns") or []]
         return Result(("Name", "Type", "Nullable"), rows, body)
 
 
