@@ -176,6 +176,38 @@ def main() -> None:
     if not pathlib.Path(args.wrk2).exists() or shutil.which("wrk") is None:
         sys.exit("needs wrk2 (--wrk2 PATH; see the docstring) and wrk (apt-get install wrk)")
     rows = []
+    schema = None
+    if args.database_url:
+        # A throwaway schema (and the lvdw_* databases its organizations get), dropped after.
+        import uuid
+
+        from tests.cluster import pg_exec
+
+        base_url = args.database_url
+        schema = "lvbench_" + uuid.uuid4().hex[:10]
+        pg_exec(base_url, f"CREATE SCHEMA {schema}")
+        sep = "&" if "?" in base_url else "?"
+        args.database_url = f"{base_url}{sep}options=-csearch_path%3D{schema}"
+    try:
+        top = _run(args, rows)
+    finally:
+        if schema is not None:
+            _drop(base_url, schema)
+    _report(args, rows, top)
+
+
+def _drop(url: str, schema: str) -> None:
+    from tests.cluster import pg_exec
+
+    for (org,) in pg_exec(url, f"SELECT id FROM {schema}.organizations"):
+        name = "lvdw_" + org.replace("-", "")
+        pg_exec(url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        pg_exec(url, f"DROP ROLE IF EXISTS {name}_r")
+    pg_exec(url, f"DROP SCHEMA {schema} CASCADE")
+
+
+def _run(args: argparse.Namespace, rows: list[dict]) -> dict[str, float]:
+    """Start both apps, measure, stop them; fill `rows`, return the max throughputs."""
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = pathlib.Path(tmp_name)
         script = tmp / "serve.lua"
@@ -197,6 +229,10 @@ def main() -> None:
             for proc in procs:
                 proc.terminate()
                 proc.wait(30)
+    return top
+
+
+def _report(args: argparse.Namespace, rows: list[dict], top: dict[str, float]) -> None:
     layout = (f"PostgreSQL, {args.workers} worker(s)" if args.database_url
               else "embedded default (SQLite + DuckDB), 1 process")
     lines = [f"Run {dt.datetime.now().isoformat(timespec='minutes')} on {os.cpu_count()} cores "
