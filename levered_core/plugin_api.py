@@ -19,8 +19,10 @@ and ``levered_hello/__init__.py`` holds the (import-cheap) declaration::
 
 Command modules subclass :class:`Command`, :class:`Lister` or :class:`ShowOne` from here, and
 organizations extend existing commands with cliff's :class:`CommandHook` registered under
-:func:`hook_namespace`. These are cliff classes, imported on first use so that declaring a
-group costs nothing.
+:func:`hook_namespace`. The helpers the built-in groups render and read with (``Cell``, the
+humanized formats, flag parsing, confirmations, the optimization views) are public too, so that a
+plugin looks like a built-in. Everything but the constants is imported on first use, so that
+declaring a group costs nothing.
 """
 
 from __future__ import annotations
@@ -32,8 +34,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from cliff.hooks import CommandHook
 
+    from levered_core.client import LeveredClient
     from levered_core.command import Command, Lister, ShowOne
+    from levered_core.humanize import ago, bar, fraction, interval, number, parse_time, percent, short_id, variant_label
+    from levered_core.inputs import bounded_int, factor_specs, json_flag, result_set, text_flag
+    from levered_core.interaction import Cancelled, confirm, progress
     from levered_core.output import Cell, Result
+    from levered_core.shapes import optimization as flat_optimization
+    from levered_core.views import model_state as model_state_text
+    from levered_core.views import optimization as optimization_text
+    from levered_core.views import results as results_text
 
 #: The plugin API this core provides. A plugin declares the version it was built for.
 PLUGIN_API_VERSION = 1
@@ -62,6 +72,33 @@ __all__ = [
     "ShowOne",
     "hook_namespace",
     "home",
+    # The type of ``self.client``, for annotations.
+    "LeveredClient",
+    # Humanized cells: ``Cell(value, short_id)``.
+    "ago",
+    "bar",
+    "fraction",
+    "interval",
+    "number",
+    "parse_time",
+    "percent",
+    "short_id",
+    "variant_label",
+    # Reading what users type (each fails with a UsageError, exit 2, before any request).
+    "bounded_int",
+    "factor_specs",
+    "json_flag",
+    "text_flag",
+    "result_set",
+    # Talking to a person on a terminal.
+    "Cancelled",
+    "confirm",
+    "progress",
+    # Optimizations, models and results as the built-ins read and show them.
+    "flat_optimization",
+    "optimization_text",
+    "results_text",
+    "model_state_text",
 ]
 
 
@@ -105,21 +142,31 @@ def home() -> pathlib.Path:
     return config.home()
 
 
-_LAZY = {
-    "Command": "levered_core.command",
-    "Lister": "levered_core.command",
-    "ShowOne": "levered_core.command",
-    "Result": "levered_core.output",
-    "Cell": "levered_core.output",
-    "CommandHook": "cliff.hooks",
+#: Where each lazily imported public name lives: ``name: (module, attribute)``.
+_LAZY: dict[str, tuple[str, str]] = {
+    **{name: ("levered_core.command", name) for name in ("Command", "Lister", "ShowOne")},
+    **{name: ("levered_core.output", name) for name in ("Cell", "Result")},
+    "CommandHook": ("cliff.hooks", "CommandHook"),
+    "LeveredClient": ("levered_core.client", "LeveredClient"),
+    **{name: ("levered_core.humanize", name) for name in (
+        "ago", "bar", "fraction", "interval", "number", "parse_time", "percent", "short_id", "variant_label")},
+    **{name: ("levered_core.inputs", name) for name in (
+        "bounded_int", "factor_specs", "json_flag", "result_set", "text_flag")},
+    **{name: ("levered_core.interaction", name) for name in ("Cancelled", "confirm", "progress")},
+    "flat_optimization": ("levered_core.shapes", "optimization"),
+    "optimization_text": ("levered_core.views", "optimization"),
+    "results_text": ("levered_core.views", "results"),
+    "model_state_text": ("levered_core.views", "model_state"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    # The base classes import cliff; load them only when a command module asks.
-    module_name = _LAZY.get(name)
-    if module_name is None:
+    # The base classes import cliff and the client requests: load a name only when a plugin asks.
+    if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module_name), name)
+    module_name, attribute = _LAZY[name]
+    value = getattr(importlib.import_module(module_name), attribute)
+    globals()[name] = value  # later lookups skip this function
+    return value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import pathlib
 import shutil
@@ -256,13 +255,3 @@ def test_plugin_api_home_is_the_levered_home(tmp_path, monkeypatch):
     assert plugin_api.home() == tmp_path / "h"
     monkeypatch.delenv("LEVERED_HOME")
     assert plugin_api.home() == pathlib.Path.home() / ".levered"
-
-
-def test_the_examples_use_only_the_public_plugin_api():
-    public = {"levered_core.plugin_api", "levered_core.testing", "levered_core.errors"}
-    for path in (ROOT / "examples").rglob("*.py"):
-        imported = {node.module for node in ast.walk(ast.parse(path.read_text()))
-                    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("levered_core")}
-        imported |= {alias.name for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Import)
-                     for alias in node.names if alias.name.startswith("levered_core")}
-        assert imported <= public, f"{path} imports private {imported - public}"

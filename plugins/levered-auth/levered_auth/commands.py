@@ -6,9 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from levered_core import humanize as h
-from levered_core import interaction
-from levered_core.plugin_api import Cell, Command, Lister, Result, ShowOne
+from levered_core.plugin_api import Cell, Command, Lister, Result, ShowOne, ago, confirm, short_id
 
 
 class WhoAmI(ShowOne):
@@ -44,8 +42,8 @@ class ListApiKeys(Lister):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         body = self.client.identity.list_api_keys()
-        rows = [(Cell(k.get("id"), h.short_id), Cell(k.get("name")), Cell(k.get("prefix")), Cell(k.get("created_at"), h.ago),
-                 Cell(k.get("last_used_at"), h.ago), Cell(k.get("created_by"), lambda by: str(by.get("email") or "-")))
+        rows = [(Cell(k.get("id"), short_id), Cell(k.get("name")), Cell(k.get("prefix")), Cell(k.get("created_at"), ago),
+                 Cell(k.get("last_used_at"), ago), Cell(k.get("created_by"), lambda by: str(by.get("email") or "-")))
                 for k in body.get("api_keys") or []]
         return Result(("ID", "Name", "Prefix", "Created", "Last used", "Created by"), rows, body)
 
@@ -61,7 +59,7 @@ class RevokeApiKey(Command):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         key_id = self.client.identity.resolve_api_key(parsed_args.id)
-        interaction.confirm(f"Revoke API key {key_id}? Requests using it will fail", parsed_args.yes)
+        confirm(f"Revoke API key {key_id}? Requests using it will fail", parsed_args.yes)
         body = self.client.identity.revoke_api_key(key_id)
         return Result.text(f"Revoked API key {key_id}", body)
 

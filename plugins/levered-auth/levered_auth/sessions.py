@@ -11,8 +11,7 @@ import datetime as dt
 from typing import Any
 
 from levered_core import credentials
-from levered_core import humanize as h
-from levered_core.plugin_api import Cell, Lister, Result
+from levered_core.plugin_api import Cell, Lister, Result, parse_time
 
 COLUMNS = ("Current", "API URL", "Environment", "User", "Organization", "Expires")
 
@@ -21,7 +20,7 @@ def expires(session: dict[str, Any], now: dt.datetime | None = None) -> str:
     """``in 23h``, ``expired, renews on use`` (a refresh token is stored), ``expired``; ``-`` if unknown."""
     if not session.get("expires_at"):
         return "-"
-    seconds = (h.parse_time(session["expires_at"]) - (now or dt.datetime.now(dt.UTC))).total_seconds()
+    seconds = (parse_time(session["expires_at"]) - (now or dt.datetime.now(dt.UTC))).total_seconds()
     if seconds <= 0:
         return "expired, renews on use" if session.get("refreshable") else "expired"
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):

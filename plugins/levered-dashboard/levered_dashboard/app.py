@@ -23,7 +23,7 @@ from levered_dashboard.screens import DashboardScreen, DetailScreen, HelpScreen,
 if TYPE_CHECKING:
     from textual.timer import Timer
 
-    from levered_core.client import LeveredClient
+    from levered_core.plugin_api import LeveredClient
 
 CSS = """
 #title { height: 1; padding: 0 1; background: $primary; color: $text; text-style: bold; }

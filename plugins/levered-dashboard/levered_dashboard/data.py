@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from levered_core.errors import ConnectionFailed, LeveredError, NotAuthenticated, Unauthorized
 
 if TYPE_CHECKING:
-    from levered_core.client import LeveredClient
+    from levered_core.plugin_api import LeveredClient
 
 LIST_LIMIT = 100
 

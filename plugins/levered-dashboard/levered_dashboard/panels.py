@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from levered_core import humanize as h
+from levered_core.plugin_api import ago, bar, fraction, interval, number, percent, short_id
 from levered_dashboard import views
 from levered_dashboard.data import Item, Snapshot
 
@@ -43,14 +43,14 @@ def allocation_lines(item: Item, width: int, now: dt.datetime | None = None) -> 
     if not variants:
         return [item.state_error or item.results_error or "not available"]
     names = min(max(len(views.variant_name(v)) for v in variants), max(12, width - 32 - 12))
-    bar = max(4, min(24, (width - names - 32) // 2))
+    bar_width = max(4, min(24, (width - names - 32) // 2))
     best = views.leader(item)
     lines = []
     for v in variants:
         mark = ">" if best is not None and v.get("number") == best.get("number") else " "
         p_best, traffic = v.get("prob_best"), v.get("allocation")
-        lines.append(f"{mark}{views.clip(views.variant_name(v), names):<{names}} P(best) {h.bar(p_best, bar):<{bar}}"
-                     f"{h.fraction(p_best):>6}  traffic {h.bar(traffic, bar):<{bar}}{h.fraction(traffic):>6}")
+        lines.append(f"{mark}{views.clip(views.variant_name(v), names):<{names}} P(best) {bar(p_best, bar_width):<{bar_width}}"
+                     f"{fraction(p_best):>6}  traffic {bar(traffic, bar_width):<{bar_width}}{fraction(traffic):>6}")
     holdout = item.optimization.get("holdout_percentage")
     note = "untrained: equal shares" if not views.is_trained(item) else "> leader"
     share = "share of optimized traffic" if holdout is None else f"holdout {holdout}% see #1; traffic = share of the rest"
@@ -61,7 +61,7 @@ def allocation_lines(item: Item, width: int, now: dt.datetime | None = None) -> 
 def _rate(value: Any, reward_type: str) -> str:
     if value is None:
         return "-"
-    return h.fraction(value, 2) if reward_type == "bool" else h.number(value)
+    return fraction(value, 2) if reward_type == "bool" else number(value)
 
 
 def interval_strip(lo: float | None, mean: float | None, hi: float | None, scale: tuple[float, float],
@@ -115,8 +115,8 @@ def lift_lines(item: Item, width: int, now: dt.datetime | None = None) -> list[s
     lines = []
     if measured.get("lift_percent") is not None:
         p = f"  p = {measured['p_value']:.3f}" if measured.get("p_value") is not None else ""
-        ci = h.interval(measured.get("lift_ci")) or "[interval after 100 users per arm]"
-        lines.append(f"Measured vs holdout  {h.percent(measured['lift_percent'], signed=True)} {ci}{p}")
+        ci = interval(measured.get("lift_ci")) or "[interval after 100 users per arm]"
+        lines.append(f"Measured vs holdout  {percent(measured['lift_percent'], signed=True)} {ci}{p}")
     else:
         lines.append("Measured vs holdout  not available yet (needs holdout users who convert)")
     if measured:
@@ -127,7 +127,7 @@ def lift_lines(item: Item, width: int, now: dt.datetime | None = None) -> list[s
     now_lift = views.lift_text(stats.get("estimated_improvement_percent"), stats.get("estimated_improvement_interval"), False)
     best_lift = views.lift_text(stats.get("best_vs_baseline_percent"), stats.get("best_vs_baseline_interval"), False)
     progress = stats.get("estimated_progress")
-    tail = f"  progress {h.fraction(progress, 0)}" if progress is not None else ""
+    tail = f"  progress {fraction(progress, 0)}" if progress is not None else ""
     lines += [f"Lift now (policy)    {now_lift}", f"Lift best variant    {best_lift}{tail}"]
     srm = item.results.get("srm") or {}
     if srm.get("ok") is False:
@@ -151,13 +151,13 @@ def importance_lines(item: Item, width: int, now: dt.datetime | None = None) -> 
     interaction = (item.results or {}).get("interaction_importance")
     labels = [str(e["factor"]) for e in entries] + (["interactions"] if interaction else [])
     names = min(max(len(label) for label in labels), 20)  # the bars start in one column
-    bar = max(4, min(30, width - names - 34))
+    bar_width = max(4, min(30, width - names - 34))
     top = max(e["mean"] for e in entries) or 1.0
-    lines = [f"{views.clip(str(e['factor']), names):<{names}} {e.get('kind', ''):<7} {h.bar(e['mean'] / top, bar)} "
-             f"{h.number(e['mean'], 3)} ({h.number(e.get('q1'), 2)}–{h.number(e.get('q3'), 2)})" for e in entries]
+    lines = [f"{views.clip(str(e['factor']), names):<{names}} {e.get('kind', ''):<7} {bar(e['mean'] / top, bar_width)} "
+             f"{number(e['mean'], 3)} ({number(e.get('q1'), 2)}–{number(e.get('q3'), 2)})" for e in entries]
     if interaction:
-        lines.append(f"{'interactions':<{names}} {'':<7} {h.bar(interaction['mean'] / top, bar)} "
-                     f"{h.number(interaction['mean'], 3)}")
+        lines.append(f"{'interactions':<{names}} {'':<7} {bar(interaction['mean'] / top, bar_width)} "
+                     f"{number(interaction['mean'], 3)}")
     return lines
 
 
@@ -184,7 +184,7 @@ def timeline_lines(item: Item, width: int, now: dt.datetime | None = None) -> li
                 mine -= d.get("holdout_exposures") or 0  # holdout users are shown #1 too
             shares.append(max(0.0, mine / served) if served > 0 else 0.0)
         lines.append(f" {views.clip(views.variant_name(v), names):<{names}} {views.sparkline(shares, 1.0)}  "
-                     f"{h.fraction(shares[-1], 0):>4} last day")
+                     f"{fraction(shares[-1], 0):>4} last day")
     return lines
 
 
@@ -195,13 +195,13 @@ def model_lines(item: Item, width: int, now: dt.datetime | None = None) -> list[
     if not state:
         return [item.state_error or "not available"]
     trained_at = state.get("trained_at")
-    lines = [f"Model        {h.short_id(state.get('model_id'))} ({state.get('model_type')}, {state.get('status')})",
+    lines = [f"Model        {short_id(state.get('model_id'))} ({state.get('model_type')}, {state.get('status')})",
              f"Version      {state.get('version')}",
-             f"Trained at   {trained_at.replace('T', ' ') + ' (' + h.ago(trained_at, now) + ')' if trained_at else 'never'}"
+             f"Trained at   {trained_at.replace('T', ' ') + ' (' + ago(trained_at, now) + ')' if trained_at else 'never'}"
              f" on {state.get('observations', 0)} observations"]
     run = state.get("last_run")
     if run:
-        finished = h.ago(run.get("finished_at"), now) if run.get("finished_at") else "running"
+        finished = ago(run.get("finished_at"), now) if run.get("finished_at") else "running"
         lines.append(f"Last run     {run.get('outcome')} ({run.get('trigger')}, {finished}, "
                      f"{run.get('observations')} observations)")
         if run.get("error"):

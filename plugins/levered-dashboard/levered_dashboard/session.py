@@ -17,7 +17,7 @@ from levered_dashboard import panels, views
 from levered_dashboard.data import Snapshot, fetch_round
 
 if TYPE_CHECKING:
-    from levered_core.client import LeveredClient
+    from levered_core.plugin_api import LeveredClient
 
 BOLD, RED, RESET = "\x1b[1m", "\x1b[31m", "\x1b[0m"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from levered_core import humanize as h
+from levered_core.plugin_api import ago, fraction, interval, percent, short_id
 from levered_dashboard.data import Item, Snapshot
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -96,7 +96,7 @@ def lift_text(value: float | None, bounds: list[float] | None, compact: bool) ->
     if value is None:
         return "-"
     if not compact:
-        return f"{h.percent(value, signed=True)} {h.interval(bounds)}".rstrip()
+        return f"{percent(value, signed=True)} {interval(bounds)}".rstrip()
     text = f"{value:+.0f}%"
     if bounds and bounds[0] is not None and bounds[1] is not None:
         text += f" [{bounds[0]:+.0f},{bounds[1]:+.0f}]"
@@ -114,7 +114,7 @@ def trained_text(item: Item, now: dt.datetime | None = None) -> str:
     body = item.state or item.results
     if not body:
         return "-"  # neither answered (yet, or at all on this server): unknown, not "never"
-    text = h.ago(body.get("trained_at"), now) if body.get("trained_at") else "never"
+    text = ago(body.get("trained_at"), now) if body.get("trained_at") else "never"
     if ((item.state or {}).get("last_run") or {}).get("outcome") == "failed":
         text += " (failed)"
     return text
@@ -154,7 +154,7 @@ def _row(item: Item, compact: bool, now: dt.datetime | None) -> tuple[str, ...]:
         variants = opt.get("variants_count", (opt.get("summary") or {}).get("variants_count"))
         return (str(opt.get("name") or "-"), str(opt.get("status") or "-"), "-" if variants is None else str(variants),
                 count(_exposures(item)), variant_name(best) if best else "-", lift_text(value, bounds, compact),
-                h.fraction(best.get("prob_best"), 0 if compact else 1) if best else "-", trained_text(item, now))
+                fraction(best.get("prob_best"), 0 if compact else 1) if best else "-", trained_text(item, now))
     except (KeyError, TypeError, ValueError, AttributeError):
         return (str(opt.get("name", "?")), str(opt.get("status", "?")), "?", "?", "?", "?", "?", "?")
 
@@ -175,7 +175,7 @@ def title_line(item: Item) -> str:
     opt = item.optimization
     holdout = opt.get("holdout_percentage")  # neither it nor model_type is in every server's list items
     return (f"{opt.get('name') or '-'} · {opt.get('status') or '-'} · {opt.get('model_type') or '-'} · "
-            f"{h.short_id(item.id)} · holdout {'-' if holdout is None else f'{holdout}%'}")
+            f"{short_id(item.id)} · holdout {'-' if holdout is None else f'{holdout}%'}")
 
 
 def list_frame(snapshot: Snapshot, width: int, refresh: float, now: float) -> str:

@@ -5,10 +5,20 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from levered_core import humanize as h
-from levered_core import inputs, interaction
 from levered_core.errors import APIError, NotFound
-from levered_core.plugin_api import Cell, Command, Lister, Result
+from levered_core.plugin_api import (
+    Cell,
+    Command,
+    Lister,
+    Result,
+    ago,
+    bounded_int,
+    confirm,
+    progress,
+    result_set,
+    short_id,
+    text_flag,
+)
 
 
 class ListMetrics(Lister):
@@ -19,9 +29,9 @@ class ListMetrics(Lister):
         rows = []
         for m in body.get("metrics") or []:
             mapping = m.get("column_mapping") or {}
-            rows.append((Cell(m.get("id"), h.short_id), Cell(m.get("name")), Cell(mapping.get("reward_type")),
+            rows.append((Cell(m.get("id"), short_id), Cell(m.get("name")), Cell(mapping.get("reward_type")),
                          Cell(mapping.get("anonymous_id")), Cell(mapping.get("timestamp")), Cell(mapping.get("value")),
-                         Cell(m.get("created_at"), h.ago)))
+                         Cell(m.get("created_at"), ago)))
         return Result(("ID", "Name", "Type", "Anonymous ID", "Timestamp", "Value", "Created"), rows, body)
 
 
@@ -42,8 +52,8 @@ class CreateMetric(Command):
         a = parsed_args
         mapping = {"anonymous_id": a.anonymous_id_col, "timestamp": a.timestamp_col}
         mapping.update({k: v for k, v in (("value", a.value_col), ("reward_type", a.reward_type)) if v is not None})
-        sql = inputs.text_flag("--sql", a.sql)
-        with interaction.progress("Checking the SQL against the warehouse"):
+        sql = text_flag("--sql", a.sql)
+        with progress("Checking the SQL against the warehouse"):
             body = self.client.metrics.create({"name": a.name, "sql": sql, "column_mapping": mapping})
         reward_type = (body.get("column_mapping") or {}).get("reward_type") or "-"
         text = (f"Created metric {body.get('name') or '-'} ({body.get('id') or '-'}), {reward_type} reward\n"
@@ -57,15 +67,15 @@ class PreviewMetric(Lister):
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("id", help="metric ID or a unique prefix of it")
-        parser.add_argument("--limit", "-n", type=inputs.bounded_int(1, 1000), default=10, help="rows (1-1000, default 10)")
+        parser.add_argument("--limit", "-n", type=bounded_int(1, 1000), default=10, help="rows (1-1000, default 10)")
         parser.add_argument("--start-date", metavar="DATE", help="value of @start_date (default: 7 days ago)")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         metric_id = self.client.metrics.resolve(parsed_args.id)
-        with interaction.progress("Running the metric SQL"):
+        with progress("Running the metric SQL"):
             body = self.client.metrics.preview(metric_id, parsed_args.limit, parsed_args.start_date)
-        return Result(*inputs.result_set(body), body)
+        return Result(*result_set(body), body)
 
 
 def _named(client: Any, metric_id: str) -> str:
@@ -89,7 +99,7 @@ class DeleteMetric(Command):
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         metric_id = self.client.metrics.resolve(parsed_args.id)
         if not parsed_args.yes:
-            interaction.confirm(f"Delete metric {_named(self.client, metric_id)}?", False)
+            confirm(f"Delete metric {_named(self.client, metric_id)}?", False)
         try:
             body = self.client.metrics.delete(metric_id)
         except APIError as exc:

@@ -5,10 +5,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from levered_core import humanize as h
-from levered_core import inputs, interaction, views
 from levered_core.errors import NotFound, UsageError
-from levered_core.plugin_api import Cell, Command, Lister, Result, ShowOne
+from levered_core.plugin_api import (
+    Cell,
+    Command,
+    Lister,
+    Result,
+    ShowOne,
+    ago,
+    bounded_int,
+    confirm,
+    json_flag,
+    model_state_text,
+    number,
+    progress,
+    short_id,
+)
 
 
 def _id_argument(parser: argparse.ArgumentParser) -> None:
@@ -29,15 +41,15 @@ class ListModels(Lister):
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("--limit", type=inputs.bounded_int(1, 100), default=10, help="at most N (1-100, default 10)")
+        parser.add_argument("--limit", type=bounded_int(1, 100), default=10, help="at most N (1-100, default 10)")
         parser.add_argument("--include-archived", action="store_true", help="also models of archived optimizations")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         body = self.client.models.list(parsed_args.limit, parsed_args.include_archived)
-        rows = [(Cell(m.get("id"), h.short_id), Cell(m.get("optimization_id"), h.short_id), Cell(m.get("model_type")),
-                 Cell(m.get("status")), Cell(m.get("version")), Cell(m.get("trained_at"), h.ago),
-                 Cell(m.get("last_run"), lambda run: str(run.get("outcome") or "-")), Cell(m.get("updated_at"), h.ago))
+        rows = [(Cell(m.get("id"), short_id), Cell(m.get("optimization_id"), short_id), Cell(m.get("model_type")),
+                 Cell(m.get("status")), Cell(m.get("version")), Cell(m.get("trained_at"), ago),
+                 Cell(m.get("last_run"), lambda run: str(run.get("outcome") or "-")), Cell(m.get("updated_at"), ago))
                 for m in body.get("models") or []]
         columns = ("ID", "Optimization", "Type", "Status", "Version", "Trained", "Last run", "Updated")
         return Result(columns, rows, body)
@@ -53,7 +65,7 @@ class ShowModelState(ShowOne):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         body = self.client.models.state(self.client.models.resolve(parsed_args.id))
-        return Result.text(views.model_state(body), body)
+        return Result.text(model_state_text(body), body)
 
 
 class TrainModel(Command):
@@ -66,13 +78,13 @@ class TrainModel(Command):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
-        bias = None if parsed_args.bias is None else inputs.json_flag("--bias", parsed_args.bias, dict)
+        bias = None if parsed_args.bias is None else json_flag("--bias", parsed_args.bias, dict)
         model_id = self.client.models.resolve(parsed_args.id)
-        with interaction.progress("Training in the warehouse"):
+        with progress("Training in the warehouse"):
             body = self.client.models.train(model_id, bias)
         expected = (body.get("in_sample_metrics") or {}).get("expected_reward")
-        tail = (f"; expected reward {h.number(expected.get('mean'))} [{h.number(expected.get('ci_lower'))}, "
-                f"{h.number(expected.get('ci_upper'))}]") if expected else " (below the burn-in minimum: no new version)"
+        tail = (f"; expected reward {number(expected.get('mean'))} [{number(expected.get('ci_lower'))}, "
+                f"{number(expected.get('ci_upper'))}]") if expected else " (below the burn-in minimum: no new version)"
         version, observations = (("-" if body.get(k) is None else body[k]) for k in ("version", "observations"))
         text = (f"Model {body.get('model_id') or model_id}: {body.get('status') or '-'}, version {version}, "
                 f"{observations} observations{tail}")
@@ -104,7 +116,7 @@ class DeleteModel(Command):
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         model_id = self.client.models.resolve(parsed_args.id)
         if not parsed_args.yes:
-            interaction.confirm(f"Delete model {model_id}{_owner(self.client, model_id)}?", False)
+            confirm(f"Delete model {model_id}{_owner(self.client, model_id)}?", False)
         body = self.client.models.delete(model_id)
         if body.get("deleted") is False:  # a 2xx is a deletion; only an explicit "no" is not
             raise UsageError(f"the server did not delete model {model_id}")

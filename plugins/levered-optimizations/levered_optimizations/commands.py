@@ -5,17 +5,35 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from levered_core import humanize as h
-from levered_core import inputs, interaction, shapes, views
 from levered_core.errors import LeveredError, UsageError
-from levered_core.plugin_api import Cell, Command, Lister, Result, ShowOne
+from levered_core.plugin_api import (
+    Cell,
+    Command,
+    Lister,
+    Result,
+    ShowOne,
+    ago,
+    bounded_int,
+    confirm,
+    factor_specs,
+    flat_optimization,
+    fraction,
+    json_flag,
+    number,
+    optimization_text,
+    percent,
+    progress,
+    results_text,
+    short_id,
+    variant_label,
+)
 
 STATUSES = ("live", "completed", "archived")
 
 
 def _metric_name(client: Any, body: Any) -> str | None:
     """The reward metric's name for an optimization body, or None (then its ID is shown)."""
-    metric_id = shapes.optimization(body).get("reward_metric_id")
+    metric_id = flat_optimization(body).get("reward_metric_id")
     if not metric_id:
         return None
     try:
@@ -27,10 +45,10 @@ def _metric_name(client: Any, body: Any) -> str | None:
 
 def _row(o: dict[str, Any]) -> tuple[Cell, ...]:
     summary = o.get("summary") or {}
-    return (Cell(o.get("id"), h.short_id), Cell(o.get("name")), Cell(o.get("status")), Cell(o.get("model_type")),
-            Cell(o.get("model_status")), Cell(summary.get("lift"), lambda v: h.percent(v, signed=True)),
-            Cell(summary.get("confidence"), lambda v: h.fraction(v, 0)), Cell(summary.get("exposures")),
-            Cell(o.get("updated_at"), h.ago))
+    return (Cell(o.get("id"), short_id), Cell(o.get("name")), Cell(o.get("status")), Cell(o.get("model_type")),
+            Cell(o.get("model_status")), Cell(summary.get("lift"), lambda v: percent(v, signed=True)),
+            Cell(summary.get("confidence"), lambda v: fraction(v, 0)), Cell(summary.get("exposures")),
+            Cell(o.get("updated_at"), ago))
 
 
 class ListOptimizations(Lister):
@@ -38,7 +56,7 @@ class ListOptimizations(Lister):
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("--limit", type=inputs.bounded_int(1, 100), default=10, help="at most N (1-100, default 10)")
+        parser.add_argument("--limit", type=bounded_int(1, 100), default=10, help="at most N (1-100, default 10)")
         parser.add_argument("--include-archived", action="store_true", help="also list archived optimizations")
         return parser
 
@@ -59,7 +77,7 @@ class ShowOptimization(ShowOne):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         body = self.client.optimizations.get(self.client.optimizations.resolve(parsed_args.id))
-        return Result.text(views.optimization(body, _metric_name(self.client, body)), body)
+        return Result.text(optimization_text(body, _metric_name(self.client, body)), body)
 
 
 class CreateOptimization(Command):
@@ -74,19 +92,19 @@ class CreateOptimization(Command):
         parser.add_argument("--model-type", choices=("cmab", "mab"), help="default cmab (contextual)")
         parser.add_argument("--context-factors", metavar="JSON", help='JSON array: [{"name": "country"}, ...]')
         parser.add_argument("--excluded-combinations", metavar="JSON", help='JSON array of partial variants never served')
-        parser.add_argument("--holdout-percentage", type=inputs.bounded_int(0, 50), help="0-50, default 10")
-        parser.add_argument("--conversion-window-hours", type=inputs.bounded_int(1, 2160), help="1-2160, default 24")
+        parser.add_argument("--holdout-percentage", type=bounded_int(0, 50), help="0-50, default 10")
+        parser.add_argument("--conversion-window-hours", type=bounded_int(1, 2160), help="1-2160, default 24")
         parser.add_argument("--reward-name", help="label of the reward (default: reward)")
         parser.add_argument("--reward-type", choices=("bool", "numeric"), help="default: the metric's type")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         a = parsed_args
-        config: dict[str, Any] = {"design_factors": inputs.factor_specs(
-            "--design-factors", inputs.json_flag("--design-factors", a.design_factors, list), levels_required=True)}
+        config: dict[str, Any] = {"design_factors": factor_specs(
+            "--design-factors", json_flag("--design-factors", a.design_factors, list), levels_required=True)}
         if a.context_factors is not None:
-            config["context_factors"] = inputs.factor_specs(
-                "--context-factors", inputs.json_flag("--context-factors", a.context_factors, list), levels_required=False)
+            config["context_factors"] = factor_specs(
+                "--context-factors", json_flag("--context-factors", a.context_factors, list), levels_required=False)
         reward = {k: v for k, v in (("name", a.reward_name), ("type", a.reward_type)) if v is not None}
         if reward:
             config["reward"] = reward
@@ -95,13 +113,13 @@ class CreateOptimization(Command):
         metric_id = self.client.metrics.resolve(a.reward_metric_id)
         body: dict[str, Any] = {"name": a.name, "reward_metric_id": metric_id, "training_data_config": config}
         if a.excluded_combinations is not None:
-            body["excluded_combinations"] = inputs.json_flag("--excluded-combinations", a.excluded_combinations, list)
+            body["excluded_combinations"] = json_flag("--excluded-combinations", a.excluded_combinations, list)
         for key, value in (("model_type", a.model_type), ("holdout_percentage", a.holdout_percentage)):
             if value is not None:
                 body[key] = value
         created = self.client.optimizations.create(body)
-        text = (views.optimization(created, _metric_name(self.client, created))
-                + f"\n\nServe it: levered serve {h.short_id(shapes.optimization(created).get('id')) or 'ID'}")
+        text = (optimization_text(created, _metric_name(self.client, created))
+                + f"\n\nServe it: levered serve {short_id(flat_optimization(created).get('id')) or 'ID'}")
         return Result.text(text, created)
 
 
@@ -121,7 +139,7 @@ class UpdateOptimization(Command):
             raise UsageError(f"nothing to update: give --status ({' | '.join(STATUSES)}) or --name")
         optimization_id = self.client.optimizations.resolve(parsed_args.id)
         updated = self.client.optimizations.update(optimization_id, body)
-        flat = shapes.optimization(updated)
+        flat = flat_optimization(updated)
         text = f"{flat.get('name') or '-'} ({flat.get('id') or optimization_id}) is {flat.get('status') or '-'}"
         return Result.text(text, updated)
 
@@ -138,10 +156,10 @@ class ArchiveOptimization(Command):
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         optimization_id = self.client.optimizations.resolve(parsed_args.id)
         if not parsed_args.yes:
-            name = shapes.optimization(self.client.optimizations.get(optimization_id)).get("name") or "-"
-            interaction.confirm(f"Archive optimization '{name}' ({optimization_id})?", False)
+            name = flat_optimization(self.client.optimizations.get(optimization_id)).get("name") or "-"
+            confirm(f"Archive optimization '{name}' ({optimization_id})?", False)
         updated = self.client.optimizations.update(optimization_id, {"status": "archived"})
-        flat = shapes.optimization(updated)
+        flat = flat_optimization(updated)
         return Result.text(f"Archived {flat.get('name') or '-'} ({flat.get('id') or optimization_id})", updated)
 
 
@@ -155,9 +173,9 @@ class ShowResults(Command):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         optimization_id = self.client.optimizations.resolve(parsed_args.id)
-        with interaction.progress("Computing results in the warehouse"):
+        with progress("Computing results in the warehouse"):
             body = self.client.optimizations.results(optimization_id)
-        return Result.text(views.results(body), body)
+        return Result.text(results_text(body), body)
 
 
 def _yes_no(value: Any) -> str:
@@ -180,16 +198,16 @@ class ListObservations(Lister):
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("id", help="optimization ID or a unique prefix of it")
-        parser.add_argument("--page", type=inputs.bounded_int(1, 10**9), default=1, help="page number (default 1)")
-        parser.add_argument("--size", type=inputs.bounded_int(1, 100), default=20, help="rows per page (1-100, default 20)")
+        parser.add_argument("--page", type=bounded_int(1, 10**9), default=1, help="page number (default 1)")
+        parser.add_argument("--size", type=bounded_int(1, 100), default=20, help="rows per page (1-100, default 20)")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         optimization_id = self.client.optimizations.resolve(parsed_args.id)
         body = self.client.optimizations.observations(optimization_id, parsed_args.page, parsed_args.size)
-        rows = [(Cell(o.get("exposed_at"), h.ago), Cell(o.get("anonymous_id")), Cell(o.get("variant_number"), "#{}".format),
-                 Cell(o.get("in_holdout"), _yes_no), Cell(o.get("propensity"), lambda v: h.number(v, 3)),
+        rows = [(Cell(o.get("exposed_at"), ago), Cell(o.get("anonymous_id")), Cell(o.get("variant_number"), "#{}".format),
+                 Cell(o.get("in_holdout"), _yes_no), Cell(o.get("propensity"), lambda v: number(v, 3)),
                  Cell(o.get("reward"), none="pending" if "reward" in o else "-"),
-                 Cell(o.get("context"), h.variant_label)) for o in body.get("observations") or []]
+                 Cell(o.get("context"), variant_label)) for o in body.get("observations") or []]
         columns = ("Exposed", "Anonymous ID", "Variant", "Holdout", "Propensity", "Reward", "Context")
         return Result(columns, rows, body, footer=_page_footer(body, parsed_args.page, parsed_args.size))

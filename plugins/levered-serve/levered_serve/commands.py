@@ -5,20 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from levered_core import humanize as h
-from levered_core import inputs
-from levered_core.plugin_api import Command, Result
+from levered_core.plugin_api import Command, Result, json_flag, number, variant_label
 
 
 def _text(served: dict[str, Any], generated: bool, dry_run: bool) -> str:
     """The answer for people; only ``variant`` and ``anonymous_id`` are sure to be there (``-`` for the rest)."""
-    number, holdout, version = served.get("variant_number"), served.get("in_holdout"), served.get("model_version")
+    variant_number, holdout, version = served.get("variant_number"), served.get("in_holdout"), served.get("model_version")
     exposure = served.get("exposure_id") or ("not recorded (dry run)" if dry_run else "-")
     return "\n".join([
-        f"Variant     {'' if number is None else f'#{number}  '}{h.variant_label(served.get('variant') or {}) or '-'}",
+        f"Variant     {'' if variant_number is None else f'#{variant_number}  '}{variant_label(served.get('variant') or {}) or '-'}",
         f"User        {served.get('anonymous_id') or '-'}{' (generated)' if generated else ''}",
         f"Holdout     {'-' if holdout is None else 'yes (baseline)' if holdout else 'no'}",
-        f"Propensity  {h.number(served.get('propensity'), 4)}  (model version {'-' if version is None else version})",
+        f"Propensity  {number(served.get('propensity'), 4)}  (model version {'-' if version is None else version})",
         f"Exposure    {exposure}",
     ])
 
@@ -37,7 +35,7 @@ class ServeVariant(Command):
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         body: dict[str, Any] = {}
         if parsed_args.context is not None:
-            body["context"] = inputs.json_flag("--context", parsed_args.context, dict)
+            body["context"] = json_flag("--context", parsed_args.context, dict)
         if parsed_args.anonymous_id is not None:
             body["anonymous_id"] = parsed_args.anonymous_id
         if parsed_args.dry_run:

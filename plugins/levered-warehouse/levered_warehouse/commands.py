@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from levered_core import inputs, interaction
 from levered_core.errors import UsageError
-from levered_core.plugin_api import Cell, Lister, Result, ShowOne
+from levered_core.plugin_api import Cell, Lister, Result, ShowOne, bounded_int, progress, result_set, text_flag
 
 
 def _truncation(body: dict[str, object]) -> str | None:
@@ -67,18 +66,18 @@ class PreviewTable(Lister):
         parser = super().get_parser(prog_name)
         parser.add_argument("table", nargs="?", help="table or view name")
         parser.add_argument("--sql", help="preview a read-only query instead of a table")
-        parser.add_argument("-n", "--limit", type=inputs.bounded_int(1, 1000), default=10, help="rows (default 10)")
+        parser.add_argument("-n", "--limit", type=bounded_int(1, 1000), default=10, help="rows (default 10)")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         if (parsed_args.table is None) == (parsed_args.sql is None):
             raise UsageError("give either a table name or --sql, not both")
-        with interaction.progress("Querying the warehouse"):
+        with progress("Querying the warehouse"):
             if parsed_args.sql is not None:
-                body = self.client.warehouse.query(inputs.text_flag("--sql", parsed_args.sql), parsed_args.limit)
+                body = self.client.warehouse.query(text_flag("--sql", parsed_args.sql), parsed_args.limit)
             else:
                 body = self.client.warehouse.preview(parsed_args.table, parsed_args.limit)
-        return Result(*inputs.result_set(body), body, footer=_truncation(body))
+        return Result(*result_set(body), body, footer=_truncation(body))
 
 
 class RunQuery(Lister):
@@ -88,13 +87,13 @@ class RunQuery(Lister):
         parser = super().get_parser(prog_name)
         parser.add_argument("query", nargs="?", metavar="SQL", help="the query; - reads stdin; @file.sql reads a file")
         parser.add_argument("--sql", dest="sql_flag", metavar="SQL", help="the query (instead of the argument)")
-        parser.add_argument("-n", "--limit", type=inputs.bounded_int(1, 10000), default=100, help="rows (default 100)")
+        parser.add_argument("-n", "--limit", type=bounded_int(1, 10000), default=100, help="rows (default 100)")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
         if (parsed_args.query is None) == (parsed_args.sql_flag is None):
             raise UsageError("give the SQL once: as the argument, with --sql, or - for stdin")
-        sql = inputs.text_flag("SQL", parsed_args.query if parsed_args.query is not None else parsed_args.sql_flag)
-        with interaction.progress("Running the query"):
+        sql = text_flag("SQL", parsed_args.query if parsed_args.query is not None else parsed_args.sql_flag)
+        with progress("Running the query"):
             body = self.client.warehouse.query(sql, parsed_args.limit)
-        return Result(*inputs.result_set(body), body, footer=_truncation(body))
+        return Result(*result_set(body), body, footer=_truncation(body))
