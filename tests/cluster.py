@@ -171,16 +171,37 @@ def pg_exec(url: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 @contextlib.contextmanager
+def fresh_schema(pg_url: str, prefix: str = "lvcluster_") -> Iterator[str]:
+    """A new state schema on `pg_url`; yields the URL that uses it. Dropped after, with the
+    managed-warehouse databases (`lvdw_…`) and roles of the organizations it holds."""
+    schema = prefix + uuid.uuid4().hex[:10]
+    pg_exec(pg_url, f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in pg_url else "?"
+    try:
+        yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        orgs = [o for (o,) in pg_exec(pg_url, f"SELECT id FROM {schema}.organizations")]
+        for org in orgs:
+            name = "lvdw_" + org.replace("-", "")
+            with contextlib.suppress(Exception):
+                pg_exec(pg_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            with contextlib.suppress(Exception):
+                pg_exec(pg_url, f"DROP ROLE IF EXISTS {name}_r")
+        pg_exec(pg_url, f"DROP SCHEMA {schema} CASCADE")
+
+
+@contextlib.contextmanager
 def cluster(root: pathlib.Path, pg_url: str, n: int, **env: str) -> Iterator[Cluster]:
     """Start `n` replicas on a fresh state schema of `pg_url` behind HAProxy; clean up after.
 
     The organizations' managed-warehouse databases (`lvdw_…`) and roles are dropped with the
     schema.
     """
-    schema = "lvcluster_" + uuid.uuid4().hex[:10]
-    pg_exec(pg_url, f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in pg_url else "?"
-    url = f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+    with fresh_schema(pg_url) as url:
+        yield from _cluster(root, url, n, env)
+
+
+def _cluster(root: pathlib.Path, url: str, n: int, env: dict[str, str]) -> Iterator[Cluster]:
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LEVERED_HOME": str(root / "home"),
             **TEST_ENV, "LEVERED_SECRET_KEY": SECRET, "LEVERED_ACCESS_LOG": "false",
             "LEVERED_PASSWORD_HASH_COST": "10", **env}
@@ -200,14 +221,6 @@ def cluster(root: pathlib.Path, pg_url: str, n: int, **env: str) -> Iterator[Clu
         yield c
     finally:
         c.stop()
-        orgs = [o for (o,) in pg_exec(pg_url, f"SELECT id FROM {schema}.organizations")]
-        for org in orgs:
-            name = "lvdw_" + org.replace("-", "")
-            with contextlib.suppress(Exception):
-                pg_exec(pg_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            with contextlib.suppress(Exception):
-                pg_exec(pg_url, f"DROP ROLE IF EXISTS {name}_r")
-        pg_exec(pg_url, f"DROP SCHEMA {schema} CASCADE")
 
 
 def _settings(root: pathlib.Path, url: str) -> Any:

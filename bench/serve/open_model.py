@@ -175,35 +175,17 @@ def main() -> None:
         sys.exit("--seconds 1-120 and --rates 1-20000")
     if not pathlib.Path(args.wrk2).exists() or shutil.which("wrk") is None:
         sys.exit("needs wrk2 (--wrk2 PATH; see the docstring) and wrk (apt-get install wrk)")
-    rows = []
-    schema = None
+    rows: list[dict] = []
     if args.database_url:
         # A throwaway schema (and the lvdw_* databases its organizations get), dropped after.
-        import uuid
+        from tests.cluster import fresh_schema
 
-        from tests.cluster import pg_exec
-
-        base_url = args.database_url
-        schema = "lvbench_" + uuid.uuid4().hex[:10]
-        pg_exec(base_url, f"CREATE SCHEMA {schema}")
-        sep = "&" if "?" in base_url else "?"
-        args.database_url = f"{base_url}{sep}options=-csearch_path%3D{schema}"
-    try:
+        with fresh_schema(args.database_url, "lvbench_") as url:
+            args.database_url = url
+            top = _run(args, rows)
+    else:
         top = _run(args, rows)
-    finally:
-        if schema is not None:
-            _drop(base_url, schema)
     _report(args, rows, top)
-
-
-def _drop(url: str, schema: str) -> None:
-    from tests.cluster import pg_exec
-
-    for (org,) in pg_exec(url, f"SELECT id FROM {schema}.organizations"):
-        name = "lvdw_" + org.replace("-", "")
-        pg_exec(url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        pg_exec(url, f"DROP ROLE IF EXISTS {name}_r")
-    pg_exec(url, f"DROP SCHEMA {schema} CASCADE")
 
 
 def _run(args: argparse.Namespace, rows: list[dict]) -> dict[str, float]:

@@ -13,7 +13,6 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -153,22 +152,10 @@ def _group_ends(pgid: int, wait: float) -> bool:
 def _state_schema(pg_url: str) -> Iterator[str]:
     """A fresh state schema of `pg_url` (tests/cluster.py's way); its organizations' managed
     warehouse databases and roles are dropped after."""
-    from tests.cluster import pg_exec
+    from tests.cluster import fresh_schema
 
-    schema = "lvworkers_" + uuid.uuid4().hex[:10]
-    pg_exec(pg_url, f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in pg_url else "?"
-    try:
-        yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        orgs = [o for (o,) in pg_exec(pg_url, f"SELECT id FROM {schema}.organizations")]
-        for org in orgs:
-            name = "lvdw_" + org.replace("-", "")
-            with contextlib.suppress(Exception):
-                pg_exec(pg_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            with contextlib.suppress(Exception):
-                pg_exec(pg_url, f"DROP ROLE IF EXISTS {name}_r")
-        pg_exec(pg_url, f"DROP SCHEMA {schema} CASCADE")
+    with fresh_schema(pg_url, "lvworkers_") as url:
+        yield url
 
 
 def _call(url: str, method: str = "GET", body: Any = None,
