@@ -115,3 +115,27 @@ def _row(org, opt, n, p):
             "variant": "{}", "variant_number": n, "context": "{}", "in_holdout": False,
             "propensity": p, "model_version": 0, "source": "serve", "idempotency_key": None,
             "timestamp_utc": now, "organization_id": org.id, "created_at": now}
+
+
+def test_rows_a_crash_left_are_moved_once_whichever_organization_moves_first(server, org,
+                                                                            other_org):
+    """A crash between the warehouse's commit and the outbox's delete leaves rows in both; a
+    later process moves them without duplicating, even when a reader flushes another
+    organization first."""
+    from levered_server.services.outbox import OutboxMover, encode
+
+    rt = server.runtime
+    rt.outbox.stop()  # this test plays the next process's mover itself
+    opt = make_optimization(other_org, holdout_percentage=0)
+    rows = [{**_row(other_org, opt, 2, 0.25), "exposure_id": f"left-{i}"} for i in range(3)]
+    rt.warehouses.managed(other_org.id).append_exposures(rows)  # committed before the crash
+    mine = {**_row(org, make_optimization(org, holdout_percentage=0), 1, 0.2),
+            "exposure_id": "left-mine"}
+    rt.locks.commit([], lambda _held: [(org.id, encode(mine))]
+                    + [(other_org.id, encode(r)) for r in rows])
+    mover = OutboxMover(rt.store, rt.warehouses)
+    mover.flush(org.id)  # a reader of another organization moves its rows first
+    assert _stored(rt, org, "left-mine") == [1]
+    mover.flush()
+    for r in rows:
+        assert _stored(rt, other_org, r["exposure_id"]) == [2]

@@ -8,8 +8,9 @@ reader asks (`flush`: attribution, training and ingestion read recent serves), t
 them from the outbox.
 
 Crash safety: rows leave the outbox only after the warehouse committed them. A crash between
-the two leaves rows that are already in the warehouse; the first move after a start therefore
-skips exposure ids the warehouse has (and on PostgreSQL the unique index always does). With
+the two leaves rows that are already in the warehouse; rows an earlier process left (ids up to
+the largest at start) are therefore moved skipping exposure ids the warehouse has, whichever
+organization and whenever they move (on PostgreSQL the unique index always does). With
 several replicas on PostgreSQL each move claims its rows with `FOR UPDATE SKIP LOCKED`, so
 replicas move disjoint rows, and rows a dead replica left are moved by the others.
 """
@@ -56,7 +57,9 @@ class OutboxMover:
         self.interval = interval
         self.postgres = store.engine.dialect.name == "postgresql"
         self._lock = threading.Lock()  # one move at a time in this process
-        self._recovered = False  # the first move skips ids the warehouse has already
+        # Rows up to this id were left by an earlier process (a crash may have left them in
+        # the warehouse too): they are moved skipping exposure ids the warehouse has.
+        self._horizon = self._last_id()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -122,9 +125,7 @@ class OutboxMover:
                 written, error = self._write_all(rows)
                 with self.store.engine.begin() as conn:
                     self._delete(conn, written)
-            if written:
-                self._recovered = True
-                self.moved += len(written)
+            self.moved += len(written)
             if error is not None:
                 raise error
             return len(rows)
@@ -139,7 +140,7 @@ class OutboxMover:
         error: Exception | None = None
         for org, batch in by_org.items():
             try:
-                self._write(org, [decode(r[2]) for r in batch])
+                self._write(org, batch)
             except Exception as exc:  # noqa: BLE001 - reported after the others moved
                 error = error or exc
                 continue
@@ -152,10 +153,16 @@ class OutboxMover:
             ids = ", ".join(str(int(r[0])) for r in rows)
             conn.execute(text(f"DELETE FROM exposure_outbox WHERE id IN ({ids})"))
 
-    def _write(self, org_id: str, rows: list[dict[str, Any]]) -> None:
+    def _write(self, org_id: str, rows: list[Any]) -> None:
         driver = self.warehouses.managed(org_id)
-        if self._recovered:
-            driver.append_exposures(rows)
-        else:
-            # Rows a crash left between the warehouse's commit and the outbox's delete.
-            driver.ingest("exposures", [{**r, "_explicit_id": True} for r in rows])
+        left = [{**decode(r[2]), "_explicit_id": True} for r in rows if r[0] <= self._horizon]
+        if left:
+            driver.ingest("exposures", left)
+        fresh = [decode(r[2]) for r in rows if r[0] > self._horizon]
+        if fresh:
+            driver.append_exposures(fresh)
+
+    def _last_id(self) -> int:
+        with self.store.engine.connect() as conn:
+            return int(conn.execute(text("SELECT coalesce(max(id), 0) FROM exposure_outbox"))
+                       .scalar() or 0)
