@@ -30,22 +30,11 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from bench.serve.open_model import serve_script  # noqa: E402 - after the path
+
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- replicas:begin -->", "<!-- replicas:end -->"
-LUA = """
-counter = 0
-function setup(thread)
-  thread:set("tid", tostring(math.random(1, 1000000000)))
-end
-request = function()
-  counter = counter + 1
-  local c = (counter % 2 == 0) and "US" or "DE"
-  local d = (counter % 3 == 0) and "mobile" or "desktop"
-  local body = '{"anonymous_id":"b' .. tid .. '-' .. counter ..
-    '","context":{"country":"' .. c .. '","device_type":"' .. d .. '"}}'
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
-end
-"""
+LUA = serve_script(["US", "DE"], ["mobile", "desktop", "desktop"], prefix="b")
 
 
 def _wrk(url: str, seconds: int, connections: int, script: pathlib.Path) -> dict[str, float]:

@@ -35,20 +35,31 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- serve-open:begin -->", "<!-- serve-open:end -->"
-LUA = """
+
+
+def serve_script(countries: list[str], devices: list[str], prefix: str = "o") -> str:
+    """A wrk/wrk2 Lua script: `POST` serve bodies with a new anonymous id per request, the
+    context cycling through the given levels."""
+    def lua_list(levels: list[str]) -> str:
+        return "{" + ", ".join(f'"{v}"' for v in levels) + "}"
+
+    return f"""
 counter = 0
 function setup(thread)
   thread:set("tid", tostring(math.random(1, 1000000000)))
 end
 request = function()
   counter = counter + 1
-  local c = ({"US", "DE", "FR"})[counter % 3 + 1]
-  local d = ({"mobile", "desktop"})[counter % 2 + 1]
-  local body = '{"anonymous_id":"o' .. tid .. '-' .. counter ..
-    '","context":{"country":"' .. c .. '","device_type":"' .. d .. '"}}'
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+  local c = ({lua_list(countries)})[counter % {len(countries)} + 1]
+  local d = ({lua_list(devices)})[counter % {len(devices)} + 1]
+  local body = '{{"anonymous_id":"{prefix}' .. tid .. '-' .. counter ..
+    '","context":{{"country":"' .. c .. '","device_type":"' .. d .. '"}}}}'
+  return wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, body)
 end
 """
+
+
+LUA = serve_script(["US", "DE", "FR"], ["mobile", "desktop"])
 DESIGN = {"name": "bench", "model_type": "cmab", "holdout_percentage": 10,
           "training_data_config": {
               "reward": {"name": "signup", "type": "bool"},
