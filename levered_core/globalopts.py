@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import argparse
-
-from levered_core import __version__
+import sys
 
 DESCRIPTION = "Optimize websites with bandits: metrics, optimizations, serving and results."
+
+
+class _VersionAction(argparse.Action):
+    """``--version`` anywhere on the line: the same report as the fast path, read only when asked."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        from levered_core.versions import report
+
+        sys.stdout.write(report())  # on stdout, as argparse's own version action prints
+        parser.exit()
 
 
 def build_parser(help_action: type[argparse.Action] | None = None) -> argparse.ArgumentParser:
@@ -19,8 +29,8 @@ def build_parser(help_action: type[argparse.Action] | None = None) -> argparse.A
         prog="levered", description=DESCRIPTION, add_help=False, allow_abbrev=False,
         usage="levered [--api-url URL] [--json] [--debug] [-v | -q] <command> [<args>]",
     )
-    parser.add_argument("--version", action="version", version=f"levered {__version__}",
-                        help="Print the version and exit.")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="Print the versions of levered, its plugins and Python, and exit.")
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="count", dest="verbose_level", default=1,
                            help="Increase verbosity of output. Can be repeated.")

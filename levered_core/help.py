@@ -7,6 +7,12 @@ from typing import Any
 from levered_core.errors import ExitCode
 
 GROUP_HINT = "Run `levered <group> --help` for a group's commands, `levered help <command>` for its options."
+#: The one place the core names the distribution of the built-in groups: said to whoever installed the core alone.
+CORE_ONLY_HINT = ("Only the levered core is installed, whose one group is `plugins`. Add the built-in command\n"
+                  "groups with `levered plugins install levered-cli`, or install the whole CLI with\n"
+                  "`pipx install levered-cli` (or `pip install levered-cli`).")
+#: The core's distribution, as plugin records name it.
+CORE_DISTRIBUTION = "levered"
 
 
 def _rows(pairs: list[tuple[str, str]], indent: int = 2) -> str:
@@ -28,7 +34,13 @@ def app_help(manifest: dict[str, Any], options_help: str) -> str:
         entries.setdefault(name, manifest["commands"][name]["summary"])
     entries.setdefault("help", "Show help for a group or a command (`levered help exit-codes` too)")
     entries.setdefault("complete", "Print a completion script for bash or zsh (`--shell zsh`)")
-    return f"{options_help.rstrip()}\n\nCommands:\n{_rows(sorted(entries.items()))}\n{GROUP_HINT}\n"
+    hint = f"\n{CORE_ONLY_HINT}\n" if core_only(manifest) else ""
+    return f"{options_help.rstrip()}\n\nCommands:\n{_rows(sorted(entries.items()))}\n{GROUP_HINT}\n{hint}"
+
+
+def core_only(manifest: dict[str, Any]) -> bool:
+    """Whether no distribution but the core declares a command group or a hook (loaded or not)."""
+    return not manifest.get("hooks") and all(p.get("distribution") == CORE_DISTRIBUTION for p in manifest["plugins"])
 
 
 def group_commands(manifest: dict[str, Any], group: str) -> list[tuple[str, str]]:

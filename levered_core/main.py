@@ -15,9 +15,9 @@ HELP_FLAGS = ("-h", "--help")
 def _fast_path(argv: list[str]) -> int | None:
     """Answer ``--version``, ``--help`` and group help; ``None`` means "let cliff run it"."""
     if argv == ["--version"]:
-        from levered_core import __version__
+        from levered_core.versions import report
 
-        print(f"levered {__version__}")
+        sys.stdout.write(report())
         return 0
     debug = "--debug" in argv
     words = [arg for arg in argv if arg != "--debug"]

@@ -62,6 +62,15 @@ def _requested_names(targets: list[str]) -> set[str]:
     return names
 
 
+def _required_plugins(name: str, plugins: set[str]) -> list[str]:
+    """The plugin distributions that distribution ``name`` requires (a set of plugins, as levered-cli is)."""
+    try:
+        requires = importlib.metadata.requires(name) or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    return sorted({normalize(re.split(r"[\s;<>=!~(\[]", req, maxsplit=1)[0]) for req in requires} & plugins)
+
+
 def _check_local_targets(targets: list[str], editable: bool) -> None:
     """Refuse, before pip runs, a path or wheel that does not exist (and, with -e, anything but a directory)."""
     for target in targets:
@@ -116,7 +125,9 @@ class InstallPlugin(Command):
             lines += [f"{change.capitalize()} {_describe(record, was=was)}" for record in records]
             reported += [{**record, "change": change} for record in records]
         for dist in sorted(requested - set(after)):
-            lines.append(f"{dist} is not a levered plugin: it declares no command group and no command hook")
+            bundled = _required_plugins(dist, set(after))
+            lines.append(f"{dist} brings the plugins {', '.join(bundled)}" if bundled else
+                         f"{dist} is not a levered plugin: it declares no command group and no command hook")
         return Result.text("\n".join(lines) or "No levered plugin was installed", {"installed": reported})
 
 

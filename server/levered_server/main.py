@@ -16,6 +16,22 @@ def _positive(text: str) -> int:
     return value
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: this server, every other distribution with a warehouse driver, and Python (for bug reports)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        import importlib.metadata
+
+        drivers = {dist.metadata["Name"]: dist.version for dist in importlib.metadata.distributions()
+                   if any(ep.group.startswith("levered.warehouse") for ep in dist.entry_points)}
+        drivers.pop("levered-server", None)
+        lines = [f"levered-server {__version__}", *(f"{name} {drivers[name]}" for name in sorted(drivers)),
+                 f"Python {sys.version.split()[0]} ({sys.executable})"]
+        sys.stdout.write("\n".join(lines) + "\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Options of `levered-server`; each falls back to its environment variable."""
     p = argparse.ArgumentParser(prog="levered-server",
@@ -33,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", help="debug, info, warning (default info)")
     p.add_argument("--generate-secret-key", action="store_true",
                    help="print a new random value for LEVERED_SECRET_KEY and exit")
-    p.add_argument("--version", action="version", version=f"levered-server {__version__}")
+    p.add_argument("--version", action=_VersionAction, nargs=0,
+                   help="print the versions of levered-server, its warehouse drivers and Python, and exit")
     return p
 
 
