@@ -5,6 +5,11 @@ it resolved from flags, environment and config. It adds the credential, the
 ``User-Agent``, timeouts and retries (idempotent requests only), and turns every failure
 into one :class:`~levered_core.errors.LeveredError` carrying the server's message and
 request id.
+
+A failure says whether the request left this machine: :class:`ConnectionFailed` ("cannot
+reach") only when no connection was made, so nothing was sent; :class:`NoResponse` when it was
+sent and the answer never came (a read timeout, a reset or closed connection), which for a
+request that changes something means it may have been applied.
 """
 
 from __future__ import annotations
@@ -15,18 +20,29 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
+import urllib3.exceptions
 
-from levered_core import __version__, credentials, resources
-from levered_core.errors import APIError, ApiKeyRefused, ConnectionFailed, NotAuthenticated, NotFound, Unauthorized
+from levered_core import __version__, credentials, errors, resources
+from levered_core.errors import (
+    APIError,
+    ApiKeyRefused,
+    ConnectionFailed,
+    NoResponse,
+    NotAuthenticated,
+    NotFound,
+    ServerBusy,
+    Unauthorized,
+)
 
 LOG = logging.getLogger("levered.http")
 
 CONNECT_TIMEOUT = 5.0
 #: Waits before retry 1, 2 and 3 of an idempotent request (docs/api.md 13.1).
 BACKOFF = (0.5, 1.0, 2.0)
+#: Methods retried unless the caller says otherwise (``idempotent=``): they change nothing.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRY_STATUSES = frozenset({429, 503})
 MAX_RETRY_AFTER = 60.0
@@ -112,9 +128,14 @@ class LeveredClient:
         """
         return self.request("GET", path, params=params)
 
-    def post(self, path: str, body: Any = None) -> Any:
-        """``POST`` a JSON body and return the decoded JSON response."""
-        return self.request("POST", path, json_body={} if body is None else body)
+    def post(self, path: str, body: Any = None, *, idempotent: bool = False) -> Any:
+        """``POST`` a JSON body and return the decoded JSON response.
+
+        :param idempotent: sending it twice does no harm (a read-only query, a batch whose every
+            event has an ``idempotency_key``): it is then retried like a ``GET``, and a lost answer
+            does not say it may have been applied.
+        """
+        return self.request("POST", path, json_body={} if body is None else body, idempotent=idempotent)
 
     def patch(self, path: str, body: Any) -> Any:
         """``PATCH`` a JSON body and return the decoded JSON response."""
@@ -132,18 +153,24 @@ class LeveredClient:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         authenticated: bool = True,
+        idempotent: bool | None = None,
     ) -> Any:
         """Send one request, retrying idempotent ones, and return the decoded JSON body.
 
         :param authenticated: send the credential; without one, fail before sending.
+        :param idempotent: whether the request may be sent again; by default only ``GET``,
+            ``HEAD`` and ``OPTIONS`` are (``POST``, ``PATCH``, ``PUT`` and ``DELETE`` are not).
         :raises NotAuthenticated: no credential for an authenticated request, or a 401.
         :raises ApiKeyRefused: a 401 to the key in ``LEVERED_API_KEY``.
         :raises NotFound: the server answered 404.
+        :raises ServerBusy: 429 or 503 that was not (or no longer) retried.
         :raises APIError: any other error status.
-        :raises ConnectionFailed: the server could not be reached.
+        :raises ConnectionFailed: the server could not be reached (nothing was sent).
+        :raises NoResponse: the request was sent but no answer came (timeout, lost connection).
         """
+        safe = method.upper() in IDEMPOTENT if idempotent is None else idempotent
         try:
-            return self._send(method, path, params, json_body, authenticated)
+            return self._send(method, path, params, json_body, authenticated, safe)
         except Unauthorized as exc:
             if authenticated and self.token and self.token == credentials.api_key():
                 raise ApiKeyRefused(exc.status, exc.code, exc.message, request_id=exc.request_id,
@@ -151,17 +178,17 @@ class LeveredClient:
             if not (authenticated and self._refresher):
                 raise
             self.token = self._refresher(self.token)  # once per request; a long session may refresh again
-            return self._send(method, path, params, json_body, authenticated)
+            return self._send(method, path, params, json_body, authenticated, safe)
 
     def _send(self, method: str, path: str, params: Mapping[str, Any] | None, json_body: Any,
-              authenticated: bool) -> Any:
+              authenticated: bool, safe: bool) -> Any:
         headers = {}
         if authenticated:
             if not self.token:
                 raise NotAuthenticated.no_session(self.api_url, self.login_command)
             headers["Authorization"] = f"Bearer {self.token}"
         url = self.url(path) if not path.startswith(("http://", "https://")) else path
-        attempts = len(BACKOFF) + 1 if method in IDEMPOTENT else 1
+        attempts = len(BACKOFF) + 1 if safe else 1
         for attempt in range(attempts):
             started = time.monotonic()
             try:
@@ -171,10 +198,15 @@ class LeveredClient:
                 )
             except requests.RequestException as exc:
                 LOG.debug("%s %s failed: %s", method, url, type(exc).__name__)
+                # As before: a safe request is retried after a connection error, not after a read timeout.
                 if attempt + 1 < attempts and isinstance(exc, requests.ConnectionError):
                     self._sleep(BACKOFF[attempt])
                     continue
-                raise ConnectionFailed(self.api_url, describe_failure(exc)) from exc
+                if nothing_sent(exc):
+                    raise ConnectionFailed(self.api_url, describe_failure(exc)) from exc
+                raise NoResponse(self.api_url, method.upper(), urlsplit(url).path,
+                                 timeout=self.timeout if timed_out(exc) else None, reason=describe_loss(exc),
+                                 maybe_applied=not safe, attempts=attempt + 1) from exc
             LOG.debug(
                 "%s %s -> %s (%s, %.0f ms)", method, url, response.status_code,
                 response.headers.get("X-Request-Id", "no request id"),
@@ -183,7 +215,7 @@ class LeveredClient:
             if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
                 self._sleep(_retry_after(response, BACKOFF[attempt]))
                 continue
-            return _decode(response)
+            return _decode(response, attempt + 1)
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -199,16 +231,71 @@ def _encode_params(params: Mapping[str, Any] | None) -> dict[str, str] | None:
 
 
 def _retry_after(response: requests.Response, fallback: float) -> float:
+    seconds = _retry_after_header(response)
+    return fallback if seconds is None else min(seconds, MAX_RETRY_AFTER)
+
+
+def _retry_after_header(response: requests.Response) -> float | None:
+    """``Retry-After`` in seconds (the API sends whole seconds, not HTTP dates), or None."""
     try:
-        return min(max(float(response.headers["Retry-After"]), 0.0), MAX_RETRY_AFTER)
+        return max(float(response.headers["Retry-After"]), 0.0)
     except (KeyError, ValueError):
-        return fallback
+        return None
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps: requests keeps urllib3's error in ``args``, urllib3 its cause in ``reason``."""
+    found: list[BaseException] = []
+    pending = [exc]
+    while pending and len(found) < 20:
+        current = pending.pop(0)
+        if current in found:
+            continue
+        found.append(current)
+        pending += [arg for arg in current.args if isinstance(arg, BaseException)]
+        pending += [e for e in (getattr(current, "reason", None), current.__cause__, current.__context__)
+                    if isinstance(e, BaseException)]
+    return found
+
+
+def nothing_sent(exc: requests.RequestException) -> bool:
+    """Whether the request surely never left this machine: no connection (refused, unknown host,
+    connect timeout), no TLS session, or a URL that cannot be sent to."""
+    if isinstance(exc, requests.exceptions.SSLError | requests.exceptions.ProxyError | requests.exceptions.InvalidURL
+                  | requests.exceptions.InvalidSchema | requests.exceptions.MissingSchema):
+        return True
+    # NewConnectionError (refused, unknown host) is a ConnectTimeoutError too.
+    return any(isinstance(cause, urllib3.exceptions.ConnectTimeoutError) for cause in _causes(exc))
+
+
+def timed_out(exc: requests.RequestException) -> bool:
+    """Whether the answer did not come within the read timeout (headers, or later the body)."""
+    return isinstance(exc, requests.Timeout) or any(
+        isinstance(cause, urllib3.exceptions.ReadTimeoutError | TimeoutError) for cause in _causes(exc))
+
+
+def describe_loss(exc: requests.RequestException) -> str:
+    """Say in words how a connection was lost after the request was sent."""
+    causes = _causes(exc)
+    # http.client's RemoteDisconnected (a clean close, no status line) is a ConnectionResetError too.
+    if any(type(cause).__name__ == "RemoteDisconnected" for cause in causes):
+        return "the server closed the connection without answering"
+    if any(isinstance(cause, ConnectionResetError) for cause in causes):
+        return "connection reset by the server or a proxy"
+    if any(isinstance(cause, BrokenPipeError) for cause in causes):
+        return "the server closed the connection while the request was sent"
+    if any(isinstance(cause, urllib3.exceptions.IncompleteRead | requests.exceptions.ChunkedEncodingError)
+           for cause in causes):
+        return "the answer was cut off"
+    return type(exc).__name__
 
 
 def describe_failure(exc: requests.RequestException) -> str:
-    """Say in words why a request failed and what to do."""
+    """Say in words why a connection could not be made, and what to do."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"no connection within {CONNECT_TIMEOUT:g} s; is the host up and the port open?"
     if isinstance(exc, requests.Timeout):
-        return "the request timed out (raise it with `levered config set timeout SECONDS`)"
+        return f"the request timed out ({errors.RAISE_TIMEOUT})"
     if isinstance(exc, requests.exceptions.SSLError):
         return "TLS verification failed (set `ca_bundle` if your server uses a private CA)"
     if isinstance(exc, requests.ConnectionError):
@@ -216,7 +303,7 @@ def describe_failure(exc: requests.RequestException) -> str:
     return type(exc).__name__
 
 
-def _decode(response: requests.Response) -> Any:
+def _decode(response: requests.Response, attempts: int = 1) -> Any:
     try:
         body = response.json() if response.content else {}
     except ValueError:
@@ -230,13 +317,17 @@ def _decode(response: requests.Response) -> Any:
     meta = body.get("meta") if isinstance(body, dict) else None
     request_id = (meta or {}).get("request_id") if isinstance(meta, dict) else None
     status = response.status_code
-    error_class = {401: Unauthorized, 404: NotFound}.get(status, APIError)
     details = error.get("details")
-    raise error_class(
-        status,
-        str(error.get("code") or f"http_{status}"),
-        str(error.get("message") or f"the server answered {status} {response.reason}"),
-        request_id=request_id or response.headers.get("X-Request-Id"),
-        details=details if isinstance(details, dict) else None,
-        body=body,
-    )
+    code = str(error.get("code") or f"http_{status}")
+    message = str(error.get("message") or _BUSY.get(status, "the server answered") + f" {status} {response.reason}")
+    request_id = request_id or response.headers.get("X-Request-Id")
+    details = details if isinstance(details, dict) else None
+    if status in RETRY_STATUSES:
+        raise ServerBusy(status, code, message, request_id=request_id, details=details, body=body,
+                         retry_after=_retry_after_header(response), attempts=attempts)
+    error_class = {401: Unauthorized, 404: NotFound}.get(status, APIError)
+    raise error_class(status, code, message, request_id=request_id, details=details, body=body)
+
+
+#: What a 429 or 503 without the API's envelope (a proxy's, a load balancer's) means.
+_BUSY = {429: "the server is rate limiting requests: it answered", 503: "the server is busy: it answered"}

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from cliff import command, lister, show
 
 from levered_core import output
-from levered_core.errors import APIError, LeveredError, PluginError
+from levered_core.errors import APIError, LeveredError, NoResponse, PluginError
 
 if TYPE_CHECKING:
     from levered_core.app import LeveredApp
@@ -58,6 +58,10 @@ class _LeveredMixin:
     _hooks: Any
     #: The JSON document of this run's result, for command hooks' ``after``; None before it ran.
     last_document: Any = None
+    #: The command that shows whether this command's change reached the server, named when its
+    #: request was sent but not answered (``"levered metrics list"``); ``{dest}`` fields are filled
+    #: from the parsed arguments (``"levered optimizations show {id}"``). None: a generic hint.
+    check_command: str | None = None
 
     def _load_hooks(self) -> None:
         # Not cliff's loader: it would load every hook installed, whatever the plugin policy, and log a
@@ -134,10 +138,22 @@ class _LeveredMixin:
             if self.wants_json(parsed_args) and exc.body is not None:
                 output.print_json(exc.body, self.levered_app.stdout)
             raise
+        except NoResponse as exc:
+            if exc.maybe_applied and exc.check is None:
+                exc.check_with(self._check_command(parsed_args))
+            raise
         if not isinstance(result, output.Result):
             raise TypeError(f"{type(self).__name__}.take_action must return a levered_core.output.Result")
         self.last_document = result.document  # what after-hooks read (e.g. the created object)
         return result
+
+    def _check_command(self, parsed_args: argparse.Namespace) -> str | None:
+        if not self.check_command:
+            return None
+        try:
+            return self.check_command.format_map(vars(parsed_args))
+        except (KeyError, IndexError, ValueError):  # a field the parser does not have: say it as declared
+            return self.check_command
 
 
 class Command(_LeveredMixin, command.Command):

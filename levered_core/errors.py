@@ -95,7 +95,9 @@ class NotAuthenticated(LeveredError):
 
 
 class ConnectionFailed(LeveredError):
-    """The API server could not be reached at all.
+    """The API server could not be reached at all: no connection, so nothing was sent.
+
+    (Its subclass :class:`NoResponse` is a request that was sent and not answered.)
 
     :param api_url: the base URL that was tried.
     :param reason: why the connection failed.
@@ -105,6 +107,60 @@ class ConnectionFailed(LeveredError):
         super().__init__(f"cannot reach {api_url}: {reason}")
         self.api_url = api_url
         self.reason = reason
+
+
+#: How to raise the CLI's read timeout, named when a request timed out.
+RAISE_TIMEOUT = "raise the limit with `levered config set timeout SECONDS`"
+
+
+class NoResponse(ConnectionFailed):
+    """The request was sent but no answer came: it timed out, or the connection was lost.
+
+    Unlike a plain :class:`ConnectionFailed` (nothing was sent), the server may have received the
+    request; it is a ``ConnectionFailed`` all the same, so that code catching network failures
+    (plugin API v1) still does. When the request changes something and is not safe to repeat
+    (``maybe_applied``), the message says it may have been applied and how to check before retrying.
+
+    :param api_url: the base URL.
+    :param method: the HTTP method sent.
+    :param path: the path of the request (without its query).
+    :param timeout: the read timeout in seconds if it ran out; ``None`` when the connection was lost.
+    :param reason: why the connection was lost, in words (unused when it timed out).
+    :param maybe_applied: the request changes something and was not repeated.
+    :param attempts: how many times the request was sent.
+    """
+
+    #: The command that shows whether the change was applied (set by the command that sent it).
+    check: str | None = None
+
+    def __init__(self, api_url: str, method: str, path: str, *, timeout: float | None = None,
+                 reason: str = "the connection was lost", maybe_applied: bool = False, attempts: int = 1) -> None:
+        super().__init__(api_url, reason)
+        self.method, self.path, self.timeout = method, path, timeout
+        self.maybe_applied, self.attempts = maybe_applied, attempts
+        self.check_with(None)
+
+    def check_with(self, command: str | None) -> NoResponse:
+        """Name ``command`` as the way to see whether the request was applied; return ``self``."""
+        self.check = command
+        self.message = self._render()
+        self.args = (self.message,)
+        return self
+
+    def _render(self) -> str:
+        request = f"{self.method} {self.path}"
+        if self.timeout is not None:
+            what = f"the request to {request} timed out after {self.timeout:g} s"
+        else:
+            what = f"the connection to {self.api_url} was lost after {request} was sent ({self.reason})"
+        if self.attempts > 1:
+            what += f", {self.attempts} attempts"
+        if self.maybe_applied:
+            check = f"check with `{self.check}`" if self.check else "check whether it was"
+            what += f"; it may have been applied on the server: {check} before retrying"
+        elif self.timeout is None:
+            what += ": try again"
+        return f"{what} ({RAISE_TIMEOUT})" if self.timeout is not None else what
 
 
 class APIError(LeveredError):
@@ -160,6 +216,33 @@ class APIError(LeveredError):
         if details.get("missing_columns") and isinstance(available, list):
             lines.append(f"available columns: {', '.join(map(str, available)) or '(none)'}")
         return lines
+
+
+class ServerBusy(APIError):
+    """The server answered 429 (rate limited) or 503 (busy, nothing was applied) and the CLI did not
+    (or no longer) retry: the message says when to try again.
+
+    :param retry_after: the ``Retry-After`` header in seconds, if any.
+    :param attempts: how many times the request was sent (idempotent requests are retried).
+    """
+
+    def __init__(self, status: int, code: str, message: str, request_id: str | None = None,
+                 details: dict[str, Any] | None = None, body: Any = None, *, retry_after: float | None = None,
+                 attempts: int = 1) -> None:
+        super().__init__(status, code, message, request_id=request_id, details=details, body=body)
+        self.retry_after = retry_after
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        tail = [f"still {'rate limited' if self.status == 429 else 'busy'} after {self.attempts} attempts"] \
+            if self.attempts > 1 else []
+        if "retry in" in self.message.lower():
+            pass  # the server's message already says when (the rate limiter's does)
+        elif self.retry_after:
+            tail.append(f"retry in {self.retry_after:g} s")
+        if not tail:
+            return super().__str__()
+        return f"{super().__str__()}; {', '.join(tail)}"
 
 
 class NotFound(APIError):

@@ -94,14 +94,38 @@ class Optimizations(_Resource):
                                {"page": page, "size": size})
 
     @extension
+    def progress(self, optimization_id: str) -> Any:
+        """Get days running, exposures and users per variant, estimated progress."""
+        return self.client.get(self.client.url(self.path, optimization_id) + "/progress")
+
+    @extension
+    def lift_history(self, optimization_id: str) -> Any:
+        """Get the model's daily lift estimates."""
+        return self.client.get(self.client.url(self.path, optimization_id) + "/lift-history")
+
+    @extension
+    def guardrails(self, optimization_id: str, evaluate: bool = True) -> Any:
+        """Get the guardrails; evaluated (warehouse queries, may auto-stop) unless told not to."""
+        return self.client.get(self.client.url(self.path, optimization_id) + "/guardrails",
+                               None if evaluate else {"evaluate": "false"})
+
+    @extension
+    def report_data(self, optimization_id: str) -> Any:
+        """Get the report-data pack: design, daily counts, state, guardrails, lift history."""
+        return self.client.get(self.client.url(self.path, optimization_id) + "/report-data")
+
+    @extension
     def new_model(self, optimization_id: str) -> Any:
         """Create a fresh model for an optimization whose model was deleted."""
         return self.client.post(self.client.url(self.path, optimization_id) + "/model")
 
     def serve(self, optimization_id: str, body: dict[str, Any]) -> Any:
-        """Ask for a variant (public endpoint: no credential is sent)."""
+        """Ask for a variant (public endpoint: no credential is sent).
+
+        It records an exposure, so it is not sent twice, unless ``body`` asks for a ``dry_run``.
+        """
         return self.client.request("POST", self.client.url(self.path, optimization_id) + "/serve",
-                                   json_body=body, authenticated=False)
+                                   json_body=body, authenticated=False, idempotent=bool(body.get("dry_run")))
 
 
 class Models(_Resource):
@@ -170,6 +194,11 @@ class Metrics(_Resource):
                                {"limit": limit, "start_date": start_date})
 
     @extension
+    def usage(self, metric_id: str) -> Any:
+        """Where a metric is used: reward of, guardrail of."""
+        return self.client.get(self.client.url(self.path, metric_id) + "/usage")
+
+    @extension
     def delete(self, metric_id: str) -> Any:
         """Delete a metric (refused while a live optimization uses it)."""
         return self.client.delete(self.client.url(self.path, metric_id))
@@ -202,8 +231,8 @@ class Warehouse(_Resource):
 
     @extension
     def query(self, sql: str, limit: int = 100) -> Any:
-        """Run one read-only query."""
-        return self.client.post(self.path + "/query", {"sql": sql, "limit": limit})
+        """Run one read-only query (a ``POST`` that changes nothing, so it is retried like a ``GET``)."""
+        return self.client.post(self.path + "/query", {"sql": sql, "limit": limit}, idempotent=True)
 
 
 class Identity(_Resource):
