@@ -34,12 +34,14 @@ class LiveServer:
     data_dir: pathlib.Path
     api_key: str = ""
     process: subprocess.Popen[bytes] | None = None
+    #: More environment of the server process (settings the test needs), over `TEST_ENV`.
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def launch(cls, data_dir: pathlib.Path) -> LiveServer:
+    def launch(cls, data_dir: pathlib.Path, env: dict[str, str] | None = None) -> LiveServer:
         """Start a fresh server on a free port and create an API key of its default organization."""
         port = free_port()
-        server = cls(f"http://127.0.0.1:{port}", port, data_dir)
+        server = cls(f"http://127.0.0.1:{port}", port, data_dir, env=dict(env or {}))
         server.start()
         from levered_server.bootstrap import create_api_key
 
@@ -49,7 +51,7 @@ class LiveServer:
     def start(self) -> None:
         """Start (or restart) the process on its port and wait for ``/healthz``."""
         executable = pathlib.Path(sys.executable).with_name("levered-server")
-        env = {"PATH": "/usr/bin:/bin", "LEVERED_HOME": str(self.data_dir / "home"), **TEST_ENV}
+        env = {"PATH": "/usr/bin:/bin", "LEVERED_HOME": str(self.data_dir / "home"), **TEST_ENV, **self.env}
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.data_dir / "server.log", "ab") as log:
             self.process = subprocess.Popen([str(executable), "--port", str(self.port), "--data-dir",

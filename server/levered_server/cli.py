@@ -56,6 +56,27 @@ def _initialize(settings: Any) -> dict[str, Any] | None:
         store.dispose()
 
 
+def _init_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--init", action="store_true",
+                        help="create the database (and its Default organization) when the data dir has none yet; "
+                             "without it the command refuses, so a mistyped --data-dir does not write into a new, "
+                             "empty server")
+
+
+def _require_database(settings: Any, init: bool) -> None:
+    """Refuse an offline command on a data dir (or database URL) without a server database,
+    unless `--init` asks to create one: a mistyped --data-dir must not start a new, empty server."""
+    from levered_server.bootstrap import has_database
+
+    if init or has_database(settings):
+        return
+    where = _where(settings, database=True)
+    place = settings.data_dir if not settings.database_url else "the --database-url database"
+    raise UsageError(f"no Levered server database in {place} yet: pass the --data-dir (and "
+                     f"--database-url) the server was started with, start it first (`levered server "
+                     f"start{where}`), or add --init to create one")
+
+
 def _where(settings: Any, *, database: bool = False) -> str:
     """The options a later `levered server …` command needs to find this server's state:
     `--data-dir DIR` unless it is the one a bare command uses (likewise `--database-url`)."""
@@ -85,12 +106,8 @@ def _describe_start(status: dict[str, Any], settings: Any) -> str:
     if first:
         lines += ["", f"First start: created organization '{first['name']}' and admin {first['admin_email']}",
                   f"(one-time password: {first['admin_password']})."]
-    demo = status.get("demo")
-    if demo:
-        lines += ["", f"Demo: organization '{demo['organization']}', metric '{demo['metric']}', "
-                      f"{len(demo['optimizations'])} optimizations; a traffic simulator is running (pid {demo['pid']}).",
-                  "Watch it learn:", f"  export LEVERED_API_URL={status['url']} LEVERED_API_KEY={demo['api_key']}",
-                  "  levered optimizations list"]
+    if status.get("demo"):
+        lines += ["", _describe_demo(status)]
     else:
         who = f" as {first['admin_email']} with the one-time password" if first else ""
         lines += ["", f"Log in{who} (a browser opens; add --device over SSH):",
@@ -100,6 +117,14 @@ def _describe_start(status: dict[str, Any], settings: Any) -> str:
                   f"  export LEVERED_API_KEY=$(levered server api-key create{_where(settings, database=True)})"]
     lines.append(f"Stop it with: levered server stop{_where(settings)}")
     return "\n".join(lines)
+
+
+def _describe_demo(status: dict[str, Any]) -> str:
+    demo = status["demo"]
+    return "\n".join([f"Demo: organization '{demo['organization']}', metric '{demo['metric']}', "
+                      f"{len(demo['optimizations'])} optimizations; a traffic simulator is running (pid {demo['pid']}).",
+                      "Watch it learn:", f"  export LEVERED_API_URL={status['url']} LEVERED_API_KEY={demo['api_key']}",
+                      "  levered optimizations list"])
 
 
 def _workers(status: dict[str, Any]) -> str:
@@ -136,8 +161,7 @@ class StartServer(Command):
             control.preflight(settings)  # before anything is created, logged or spawned
             first = _initialize(settings)
             if parsed_args.foreground:
-                control.run(settings)
-                return Result.text("Server stopped", {"running": False})
+                return self._foreground(settings, demo=parsed_args.demo)
         except StartRefused as exc:
             raise LeveredError(f"cannot start the server: {exc}") from None
         try:
@@ -150,6 +174,29 @@ class StartServer(Command):
             raise LeveredError(f"cannot start the server: {exc}") from None
         status["first_start"] = first
         return Result.text(_describe_start(status, settings), status)
+
+
+    def _foreground(self, settings: Any, *, demo: bool) -> Result:
+        """Serve in this terminal until Ctrl-C; with `demo`, seed the demo and run its
+        simulator once the server answers, and stop the simulator with the server."""
+        from levered_server import control
+        from levered_server import demo as demo_mod
+
+        if demo:
+            settings = demo_mod.demo_settings(settings)
+
+            def started(state: dict[str, Any]) -> None:
+                status = {"url": state["url"], "demo": state}
+                self.app.stdout.write(_describe_demo(status) + "\n")
+                self.app.stdout.flush()
+
+            demo_mod.start_when_up(settings, control.url_of(settings), started)
+        try:
+            control.run(settings)
+        finally:
+            if demo:
+                demo_mod.stop(settings.data_dir)
+        return Result.text("Server stopped", {"running": False})
 
 
 class StopServer(Command):
@@ -211,22 +258,14 @@ class CreateServerApiKey(Command):
         _data_dir_argument(parser)
         parser.add_argument("--org", help="organization name (default: the first one)")
         parser.add_argument("--name", default="cli", help="what the key is for (default cli)")
-        parser.add_argument("--init", action="store_true",
-                            help="create the database (and its Default organization) when the data dir has none yet; "
-                                 "without it the command refuses, so a mistyped --data-dir does not give a key "
-                                 "of a new, empty server")
+        _init_argument(parser)
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
-        from levered_server.bootstrap import create_api_key, has_database
+        from levered_server.bootstrap import create_api_key
 
         settings = _settings(parsed_args)
-        if not parsed_args.init and not has_database(settings):
-            where = _where(settings, database=True)
-            place = settings.data_dir if not settings.database_url else "the --database-url database"
-            raise UsageError(f"no Levered server database in {place} yet: pass the --data-dir (and "
-                             f"--database-url) the server was started with, start it first (`levered server "
-                             f"start{where}`), or add --init to create one")
+        _require_database(settings, parsed_args.init)
         try:
             key = create_api_key(settings=settings, org_name=parsed_args.org, name=parsed_args.name)
         except LookupError as exc:
@@ -247,6 +286,7 @@ class CreateServerUser(Command):
         parser.add_argument("--create-org", action="store_true", help="create --org if it does not exist")
         parser.add_argument("--name", help="display name (default: the email's local part)")
         parser.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+        _init_argument(parser)
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> Result:
@@ -259,6 +299,7 @@ class CreateServerUser(Command):
         if "@" not in parsed_args.email:
             raise UsageError(f"{parsed_args.email!r} is not an email address: give the user's login email, "
                              "e.g. ada@acme.test")
+        _require_database(settings, parsed_args.init)
         if parsed_args.password_stdin:
             password = sys.stdin.readline().rstrip("\n")
         elif not sys.stdin.isatty():

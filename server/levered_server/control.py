@@ -16,12 +16,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from levered_server import __version__, datadir_lock, workers
+from levered_server import __version__, datadir_lock, limits, workers
 from levered_server.settings import Settings
 
 STATE_FILE = "server.json"
@@ -105,23 +107,34 @@ def run(settings: Settings) -> None:
 
 
 def configure_logging(settings: Settings) -> None:
-    """The server's log format and level (the parent's, and each worker's)."""
+    """The server's log format and level (the parent's, and each worker's); what uvicorn and
+    asyncio log per connection is throttled to a line per kind per interval."""
+    from levered_server.limits import throttle_logs
+
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    throttle_logs()
 
 
-UVICORN_OPTIONS: dict[str, Any] = {
-    "access_log": False, "server_header": False,
-    # Longer than any client's idle gap (device polls, dashboards) so the server does not
-    # close a kept-alive connection just as the client reuses it.
-    "timeout_keep_alive": 75}
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options: the guarded protocol (`protocol.py`) and the settings' timeouts."""
+    from levered_server.protocol import GuardedProtocol
+
+    return {"access_log": False, "server_header": False, "http": GuardedProtocol, "ws": "none",
+            "log_level": settings.log_level,
+            # Longer than any client's idle gap (device polls, dashboards) by default, so the
+            # server does not close a kept-alive connection just as the client reuses it.
+            "timeout_keep_alive": settings.keep_alive_seconds,
+            # Requests still running then are cancelled, so a stuck client cannot hold a stop.
+            "timeout_graceful_shutdown": settings.shutdown_timeout_seconds}
 
 
 def _serve(settings: Settings) -> None:
     import uvicorn
 
     configure_logging(settings)
+    limits.configure(settings)  # the file limit too: the workers inherit it
     # Here rather than in the app's lifespan, where uvicorn would log a traceback; and here,
     # once, rather than in each of several workers.
     check_secret_key(settings)
@@ -135,21 +148,42 @@ def _serve(settings: Settings) -> None:
         workers.initialize(settings)
     path = state_path(settings.data_dir)
     state = {"pid": os.getpid(), "host": settings.host, "port": settings.port,
-             "url": f"http://{_url_host(settings.host)}:{settings.port}",
+             "url": url_of(settings),
              "version": __version__, "database": _describe_db(settings),
              "warehouse": _describe_warehouse(settings), "workers": settings.workers,
              "data_dir": str(settings.data_dir), "started_at": time.time()}
     path.write_text(json.dumps(state, indent=2))
     try:
-        if app is not None:
-            uvicorn.run(app, host=settings.host, port=settings.port,
-                        log_level=settings.log_level, **UVICORN_OPTIONS)
-        else:
-            workers.serve(settings, log_level=settings.log_level, **UVICORN_OPTIONS)
+        with _stopped_by_signal_exits_zero():
+            if app is not None:
+                uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
+            else:
+                workers.serve(settings, **uvicorn_options(settings))
     finally:
         with contextlib.suppress(FileNotFoundError):
             if json.loads(path.read_text()).get("pid") == os.getpid():
                 path.unlink()
+
+
+@contextlib.contextmanager
+def _stopped_by_signal_exits_zero() -> Iterator[None]:
+    """After its graceful stop uvicorn raises the SIGTERM/SIGINT it caught again, for the
+    handler it found: let that be a no-op, so a stop asked for is a clean exit (status 0)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in stops}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def url_of(settings: Settings) -> str:
+    """The URL this machine reaches the server of `settings` at."""
+    return f"http://{_url_host(settings.host)}:{settings.port}"
 
 
 def _url_host(host: str) -> str:

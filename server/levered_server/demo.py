@@ -20,7 +20,9 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -108,6 +110,34 @@ def server_env() -> dict[str, str]:
     """Settings for a demo server: no serve rate limit, training every minute."""
     return {**os.environ, "LEVERED_SERVE_RATE_LIMIT_PER_MINUTE": "0", "LEVERED_TRAIN_INTERVAL_MINUTES": "1",
             "LEVERED_MIN_TRAIN_OBSERVATIONS": "50"}
+
+
+def demo_settings(settings: Any) -> Any:
+    """`settings` of a demo server run in the foreground: what `server_env` sets."""
+    return settings.replace(serve_rate_limit_per_minute=0, train_interval_minutes=1.0, min_train_observations=50)
+
+
+def start_when_up(settings: Any, url: str, started: Callable[[dict[str, Any]], None], *,
+                  wait: float = 120.0) -> threading.Thread:
+    """Once the server at `url` answers, seed the demo and start its simulator (`start`), then
+    call `started` with what was made; in a thread, for a server run in the foreground."""
+    from levered_server.control import _healthy
+
+    def run() -> None:
+        deadline = time.monotonic() + wait
+        while _healthy(url) is None:
+            if time.monotonic() > deadline:
+                sys.stderr.write(f"demo: the server did not answer at {url} within {wait:g} s; no demo\n")
+                return
+            time.sleep(0.2)
+        try:
+            started(start(settings, url))
+        except Exception as exc:  # noqa: BLE001 - one line; the server keeps running
+            sys.stderr.write(f"demo: could not seed the demo: {exc}\n")
+
+    thread = threading.Thread(target=run, name="levered-demo-start", daemon=True)
+    thread.start()
+    return thread
 
 
 def start(settings: Any, url: str) -> dict[str, Any]:

@@ -11,6 +11,8 @@ class ApiError(Exception):
     status = 500
     code = "internal"
     headers: dict[str, str] = {}
+    #: Not logged per request (a 5xx is): the load shed on purpose, counted in `limits.TALLY`.
+    quiet = False
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None,
                  headers: dict[str, str] | None = None) -> None:
@@ -64,6 +66,12 @@ class Unavailable(ApiError):
     status = 503
     code = "unavailable"
     headers = {"Retry-After": "5"}
+
+
+class Overloaded(Unavailable):
+    """503: the server sheds load on purpose (a limit of `limits.py`); retry after a while."""
+
+    quiet = True
 
 
 MAX_FIELD_ERRORS = 50

@@ -8,7 +8,10 @@ import logging
 import time
 from typing import Any
 
+from starlette.requests import ClientDisconnect
+
 from levered_server.clock import new_request_id
+from levered_server.limits import TALLY
 from levered_server.ratelimit import SlidingWindow, client_ip
 from levered_server.replica import HEADER as REPLICA_HEADER
 from levered_server.replica import replica_id
@@ -17,6 +20,8 @@ from levered_server.settings import Settings
 log = logging.getLogger("levered_server.request")
 SERVE_SUFFIX = "/serve"
 BEST_VARIANT = "/api/v2/optimizations/best-variant"
+BODY_TIMED_OUT = "levered_body_timed_out"  # set by protocol.py in the scope's state
+CLIENT_CLOSED = 499  # in the request log: the client closed the connection first (nginx's)
 
 
 def error_payload(request_id: str, code: str, message: str,
@@ -73,6 +78,14 @@ class RequestContext:
                 await self._send_error(send_wrapper, 429, request_id, *limited)
             else:
                 await self.app(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            # The client went away before its body arrived (or gave up waiting): nobody to
+            # answer, nothing to fix; counted, logged once per interval (limits.py).
+            if scope["state"].get(BODY_TIMED_OUT):  # the protocol answered 408 and closed
+                status["code"] = 408
+            else:
+                status["code"] = CLIENT_CLOSED
+                TALLY.add("disconnect")
         except Exception:  # noqa: BLE001 - the client gets an envelope, the log the traceback
             log.exception("unhandled error request_id=%s %s %s", request_id,
                           scope["method"], scope["path"])

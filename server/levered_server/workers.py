@@ -136,6 +136,7 @@ def create_worker_app(build: Callable[[Settings], FastAPI] | None = None) -> Fas
     :param build: makes the app of the settings (default `app.create_app`; tests pass another).
     """
     from levered_server.control import configure_logging
+    from levered_server.limits import configure as configure_limits
     from levered_server.replica import replica_id
 
     parent = os.getppid()
@@ -145,6 +146,7 @@ def create_worker_app(build: Callable[[Settings], FastAPI] | None = None) -> Fas
         failure = settings.data_dir / FAILURE_FILE
         settings = settings.replace(replica_id=f"{replica_id(settings)}/w{os.getpid()}")
         configure_logging(settings)
+        configure_limits(settings)
         _exit_with(parent)
         if build is None:
             from levered_server.app import create_app

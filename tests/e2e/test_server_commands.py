@@ -118,6 +118,14 @@ def test_user_create_without_a_terminal_asks_for_password_stdin(tmp_path):
     home = tmp_path / "home"
     args = ("server", "user", "create", "ada@acme.test", "--org", "Acme", "--create-org",
             "--data-dir", str(tmp_path / "server"))
+    # A data dir without a database (a typo): refused before the password is asked for.
+    nodb = _levered_in(tmp_path, *args, "--password-stdin", home=home, input="s3cret-Passw0rd\n")
+    assert nodb.exit_code == 2 and nodb.stdout == ""
+    assert nodb.stderr.startswith(f"Error: no Levered server database in {tmp_path / 'server'} yet: pass the "
+                                  "--data-dir (and --database-url) the server was started with")
+    assert "add --init to create one" in nodb.stderr and "Traceback" not in nodb.stderr
+    assert not (tmp_path / "server").exists()
+    args += ("--init",)
     refused = _levered_in(tmp_path, *args, home=home)
     assert refused.exit_code == 2 and refused.stdout == ""
     assert refused.stderr.startswith("Error: no terminal to ask for the password: pipe it in with --password-stdin")
@@ -145,3 +153,48 @@ def test_demo_start_hints_name_the_data_dir(tmp_path, monkeypatch):
     default = Settings(data_dir=tmp_path / "home" / "server")
     assert _describe_start({**status, "demo": None}, default).splitlines()[-1] == \
         "Stop it with: levered server stop"
+
+
+def test_foreground_demo_seeds_the_demo_and_stops_it_with_the_server(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from levered_core.testing import NO_SITE_CONFIG, levered_executable
+
+    data_dir = tmp_path / "server"
+    port = str(free_port())
+    env = {**os.environ, "LEVERED_HOME": str(tmp_path / "home"), "LEVERED_SITE_CONFIG": NO_SITE_CONFIG}
+    server = subprocess.Popen([levered_executable(), "server", "start", "--foreground", "--demo", "--port", port,
+                               "--data-dir", str(data_dir)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    state = data_dir / "demo.json"
+    try:
+        deadline = time.monotonic() + 90
+        while not state.exists() and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert state.exists(), server.stderr.read() if server.poll() is not None else "no demo.json"
+        demo = json.loads(state.read_text())
+        assert demo["organization"] == "Demo" and len(demo["optimizations"]) == 2
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=60)
+    assert server.returncode == 0, err
+    assert "Demo: organization 'Demo'" in out and f"LEVERED_API_URL=http://127.0.0.1:{port}" in out
+    assert "Traceback" not in err
+    assert not state.exists()  # the simulator was stopped with the server
+    deadline = time.monotonic() + 10
+    while _running(demo["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(demo["pid"])
+
+
+def _running(pid):
+    """Whether a process runs (a zombie left to an init that does not reap does not)."""
+    import pathlib
+
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in "ZX"
+    except (OSError, IndexError):
+        return False

@@ -2,30 +2,73 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel
 
+from levered_server import limits
 from levered_server.errors import BadRequest, ValidationFailed
 from levered_server.schemas.common import nul_paths, surrogate_paths, validate
 
 M = TypeVar("M", bound=BaseModel)
 MIB = 1024 * 1024
 MAX_DEPTH = 64
+LARGE = 256 * 1024
+#: Bodies up to this size (a serve call's, most calls') take none of the body budget: the
+#: server buffers that much per connection anyway, and a client holding the budget with a
+#: slow large body must not hold up serving.
+SMALL = 64 * 1024
+_PARSING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary())
+
+
+def _parsing_lock() -> asyncio.Lock:
+    """The running loop's lock for parsing large bodies (a lock belongs to one loop)."""
+    loop = asyncio.get_running_loop()
+    lock = _PARSING.get(loop)
+    if lock is None:
+        lock = _PARSING[loop] = asyncio.Lock()
+    return lock
+
+
+def expected_size(request: Request, max_bytes: int) -> int:
+    """The body's size as declared (`Content-Length`), else `max_bytes`; what it may take of
+    the server's body budget.
+
+    :raises BadRequest: it declares more than `max_bytes`.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        if int(declared) > max_bytes:
+            raise BadRequest(f"Request body is larger than {max_bytes} bytes.")
+        return int(declared)
+    return max_bytes
 
 
 async def read_json(request: Request, *, max_bytes: int = MIB, allow_empty: bool = False,
-                    allow_text_plain: bool = False, reject_nul: bool = True) -> Any:
-    """Read and parse the body as a JSON object (API.md 1.2).
+                    allow_text_plain: bool = False, reject_nul: bool = True,
+                    budgeted: bool = False) -> Any:
+    """Read and parse the body as a JSON object (API.md 1.2), holding its size of the
+    server's body budget meanwhile (`limits.BodyBudget`) unless it is small or the caller
+    holds it already (`budgeted`).
 
     :raises BadRequest: wrong content type, too large, not JSON, not an object.
+    :raises Unavailable: the body budget stayed in use (503, Retry-After).
     """
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise BadRequest(f"Request body is larger than {max_bytes} bytes.")
+    size = expected_size(request, max_bytes)
+    if budgeted or size <= SMALL:
+        return await _read_json(request, max_bytes, allow_empty, allow_text_plain, reject_nul)
+    async with limits.BUDGET.reserve(size):
+        return await _read_json(request, max_bytes, allow_empty, allow_text_plain, reject_nul)
+
+
+async def _read_json(request: Request, max_bytes: int, allow_empty: bool,
+                     allow_text_plain: bool, reject_nul: bool) -> Any:
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -43,7 +86,12 @@ async def read_json(request: Request, *, max_bytes: int = MIB, allow_empty: bool
         raise BadRequest("Content-Type must be application/json.")
     too_deep = BadRequest(f"Request body is nested more than {MAX_DEPTH} levels deep.")
     try:
-        data = json.loads(raw)
+        if len(raw) > LARGE:
+            # Parsing holds the event loop: one large body at a time, serving in between.
+            async with _parsing_lock():
+                data = json.loads(raw)
+        else:
+            data = json.loads(raw)
     except RecursionError:
         raise too_deep from None
     except (ValueError, UnicodeDecodeError):

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from levered_server.api.bodies import body_doc, read_json
+from levered_server import limits
+from levered_server.api.bodies import SMALL, body_doc, expected_size, read_json
 from levered_server.api.deps import Ctx
 from levered_server.schemas.ingest import IngestBatch, IngestResult
 from levered_server.services import ingest
@@ -20,9 +21,14 @@ RESPONSES: dict[int | str, dict[str, Any]] = {207: {"model": IngestResult, "desc
 async def _ingest(ctx: Ctx, request: Request, kind: str) -> JSONResponse:
     assert ctx.caller is not None
     driver = await run_in_threadpool(ingest.check_caller, runtime=ctx.runtime, caller=ctx.caller)
-    events = ingest.events_of(await read_json(request, max_bytes=ingest.MAX_BYTES, reject_nul=False))
-    result = await run_in_threadpool(ingest.ingest, runtime=ctx.runtime, caller=ctx.caller,
-                                     driver=driver, events=events, kind=kind)
+    # The batch's share of the body budget is held until it is written: its parsed events
+    # take several times the bytes of the body (docs/server.md "Limits").
+    size = expected_size(request, ingest.MAX_BYTES)
+    async with limits.BUDGET.reserve(size if size > SMALL else 0):
+        body = await read_json(request, max_bytes=ingest.MAX_BYTES, reject_nul=False, budgeted=True)
+        result = await run_in_threadpool(ingest.ingest, runtime=ctx.runtime, caller=ctx.caller,
+                                         driver=driver, events=ingest.events_of(body), kind=kind)
+        del body
     body = ctx.wrap(IngestResult, result).model_dump()
     return JSONResponse(body, status_code=207 if result["rejected"] else 200)
 
