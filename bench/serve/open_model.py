@@ -108,7 +108,8 @@ def start_levered(tmp: pathlib.Path, args: argparse.Namespace) -> tuple[subproce
            "LEVERED_SERVE_RATE_LIMIT_PER_MINUTE": "0", "LEVERED_ACCESS_LOG": "false",
            "LEVERED_TRAIN_EVERY_SERVES": "1000" if args.training == "on" else "0",
            "LEVERED_TRAIN_INTERVAL_MINUTES": "15" if args.training == "on" else "0",
-           "LEVERED_MIN_TRAIN_OBSERVATIONS": "100", "OPENBLAS_NUM_THREADS": "1"}
+           "LEVERED_MIN_TRAIN_OBSERVATIONS": "100", "OPENBLAS_NUM_THREADS": "1",
+           "LEVERED_STALL_TRACE_MS": str(args.trace_stalls)}
     cmd = [str(exe), "--port", str(port), "--data-dir", str(tmp / "data")]
     if args.database_url:
         env.setdefault("LEVERED_SECRET_KEY", "bench-secret-key")
@@ -181,6 +182,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--wrk2", default=shutil.which("wrk2") or "/tmp/wrk2/wrk")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--trace-stalls", type=float, default=0, metavar="MS",
+                   help="have levered log event-loop stalls and serve commits over MS "
+                        "(LEVERED_STALL_TRACE_MS) and summarize them after the run")
     args = p.parse_args()
     if not 1 <= args.seconds <= 120 or any(not 1 <= r <= 20000 for r in args.rates):
         sys.exit("--seconds 1-120 and --rates 1-20000")
@@ -206,6 +210,7 @@ def _run(args: argparse.Namespace, rows: list[dict]) -> dict[str, float]:
         script = tmp / "serve.lua"
         script.write_text(LUA)
         procs = []
+        fixed_log = ""
         try:
             lv, lv_url = start_levered(tmp, args)
             procs.append(lv)
@@ -216,13 +221,35 @@ def _run(args: argparse.Namespace, rows: list[dict]) -> dict[str, float]:
                 for rate in args.rates:
                     rows.append({"app": name, "rate": rate,
                                  **fixed_rate(args.wrk2, url, rate, args.seconds, script)})
+            fixed_log = (tmp / "levered.log").read_text(errors="replace")  # before max_rate
             top = {name: max_rate(url, 10, script)
                    for name, url in (("levered", lv_url), ("bare FastAPI", bare_url))}
         finally:
             for proc in procs:
                 proc.terminate()
                 proc.wait(30)
+            if args.trace_stalls:
+                summarize_stalls(fixed_log)
     return top
+
+
+def summarize_stalls(log: str) -> None:
+    """Print how many stalls and slow commits levered logged at the fixed rates (and their
+    warm-up), and where its busy threads were."""
+    stalls = re.findall(r"event loop stalled (\d+) ms; threads: (.*)", log)
+    commits = [float(ms) for ms in re.findall(r"serve commit of \d+ took (\d+) ms", log)]
+    print(f"\nstalls over the threshold: {len(stalls)} (worst {max((int(s[0]) for s in stalls), default=0)} ms); "
+          f"slow serve commits: {len(commits)} (worst {max(commits, default=0):.0f} ms)")
+    where: dict[str, int] = {}
+    for _ms, threads in stalls:
+        for part in threads.split(" | "):
+            name, _, frames = part.partition("] ")
+            innermost = frames.split(" <- ")[0]
+            if "wait" not in innermost and "select" not in innermost:  # busy, not parked
+                key = f"{name}] {innermost}"
+                where[key] = where.get(key, 0) + 1
+    for key, n in sorted(where.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"  {n:5d} × {key}")
 
 
 def _report(args: argparse.Namespace, rows: list[dict], top: dict[str, float]) -> None:

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from levered_server import __version__
+from levered_server.api.serve import fast_path, served_optimization
 from levered_server.errors import ApiError
 from levered_server.middleware import RequestContext, error_payload
 from levered_server.runtime import Runtime
@@ -32,7 +33,7 @@ def _error(request: Request, status: int, code: str, message: str,
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    if exc.status >= 500:
+    if exc.status >= 500 and not exc.quiet:
         log.warning("%s request_id=%s: %s", exc.code,
                     getattr(request.state, "request_id", "-"), exc.message)
     return _error(request, exc.status, exc.code, exc.message, exc.details, exc.headers)
@@ -60,6 +61,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _error(request, exc.status_code, code, str(exc.detail))
 
 
+class LeveredApp(FastAPI):
+    """FastAPI, except that serving requests go straight to the serve fast path
+    (`api.serve.fast_path`): the hot path skips FastAPI's middleware stack and routing."""
+
+    serve_fast: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.serve_fast is not None and served_optimization(scope) is not None:
+            await self.serve_fast(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the Levered API application.
 
@@ -76,8 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             runtime.stop()
 
-    app = FastAPI(title="Levered API", version=__version__, lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+    app = LeveredApp(title="Levered API", version=__version__, lifespan=lifespan,
+                     docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
     app.state.runtime = runtime
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
@@ -87,9 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
-    from levered_server.api.serve import ServeFastPath
-
-    app.add_middleware(ServeFastPath, runtime=runtime)
+    app.serve_fast = fast_path(runtime)
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 

@@ -31,6 +31,7 @@ class Runtime:
         self.versions: Any = None
         self.fits: Any = None
         self.trainer: Any = None
+        self.stalls: Any = None
         self.replica = Replica.of(settings)
         self.started = False  # /readyz: true between the end of start() and stop()
 
@@ -86,12 +87,20 @@ class Runtime:
         _tune_gc()
         self.trainer = Trainer(self)
         self.trainer.start()
+        if self.settings.stall_trace_ms > 0:
+            from levered_server.stalls import StallWatch
+
+            self.stalls = StallWatch(self.settings.stall_trace_ms)
+            self.stalls.start()
+            self.serve_log.slow_seconds = self.settings.stall_trace_ms / 1000
         self.started = True
         log.info("%s", startup_line(self.settings, self.replica))
 
     def stop(self) -> None:
         """Stop automatic training, flush queued exposures, then close connections."""
         self.started = False
+        if self.stalls is not None:
+            self.stalls.stop()
         if self.trainer is not None:
             self.trainer.stop()
         if self.serve_cache is not None:

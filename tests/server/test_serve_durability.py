@@ -97,7 +97,7 @@ def test_a_failed_commit_is_not_acknowledged(server, org):
     rt = server.runtime
 
     class Broken(LockStore):
-        def commit(self, rows, outbox):
+        def commit(self, rows, outbox, **_options):
             raise OSError("disk full")
 
     log = ServeLog(Broken(rt.store))
@@ -139,3 +139,73 @@ def test_rows_a_crash_left_are_moved_once_whichever_organization_moves_first(ser
     mover.flush()
     for r in rows:
         assert _stored(rt, other_org, r["exposure_id"]) == [2]
+
+
+def _lock_row(org, opt, user):
+    return {"organization_id": org.id, "optimization_id": opt["id"], "anonymous_id": user,
+            "variant_number": 1, "propensity": 0.2, "model_version": 0,
+            "assigned_at": dt.datetime.now(dt.UTC)}
+
+
+def test_the_serves_of_one_loop_turn_are_committed_together(server, org):
+    import asyncio
+
+    from levered_server.services.serve_log import LoopGroup
+
+    opt = make_optimization(org, holdout_percentage=0)
+    rt = server.runtime
+    log = ServeLog(rt.locks, rt.outbox)
+    log.start()
+    try:
+        writes = [ServeWrite(org.id, (opt["id"], f"turn-{i}"), _lock_row(org, opt, f"turn-{i}"),
+                             (1, 0.2), None) for i in range(20)]
+
+        async def serve_all() -> list:
+            group = LoopGroup(log)
+            return await asyncio.gather(*(group.commit(w) for w in writes))
+
+        assert asyncio.run(serve_all()) == [(1, 0.2)] * 20
+        assert log.commits == 1 and log.committed == 20
+        assert all(rt.locks.get(opt["id"], f"turn-{i}") == (1, 0.2) for i in range(20))
+    finally:
+        log.stop()
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+def test_a_serve_waits_for_a_busy_sqlite_writer_and_is_then_committed(server, org):
+    """The event loop commits a serve itself only when SQLite's write lock is free; while
+    another connection writes, the serve goes to the writer thread, which polls for the
+    lock, so the serve is acknowledged once the lock is released."""
+    import asyncio
+    import sqlite3
+    import threading
+
+    from levered_server.services.serve_log import LoopGroup
+
+    opt = make_optimization(org, holdout_percentage=0)
+    rt = server.runtime
+    log = ServeLog(rt.locks, rt.outbox)
+    log.start()
+    other = sqlite3.connect(rt.store.engine.url.database, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        write = ServeWrite(org.id, (opt["id"], "busy"), _lock_row(org, opt, "busy"), (1, 0.2),
+                           None)
+        result: list = []
+
+        def serve() -> None:
+            async def one() -> tuple[int, float]:
+                return await LoopGroup(log).commit(write)
+            result.append(asyncio.run(one()))
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive() and not write.future.done()  # not acknowledged yet
+        other.execute("COMMIT")
+        thread.join(10)
+        assert result == [(1, 0.2)]
+        assert rt.locks.get(opt["id"], "busy") == (1, 0.2)
+    finally:
+        other.close()
+        log.stop()

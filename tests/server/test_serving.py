@@ -200,7 +200,7 @@ def test_deleted_model_blocks_live_serving(server, org):
 
 
 def test_the_fast_path_takes_exactly_the_serve_requests():
-    from levered_server.api.serve import _served
+    from levered_server.api.serve import served_optimization as _served
 
     def scope(method: str, path: str) -> dict:
         return {"type": "http", "method": method, "path": path}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import threading
 from collections import defaultdict
 from typing import Any
@@ -30,6 +31,7 @@ from levered_server.store.db import Store
 
 log = logging.getLogger("levered_server.exposures")
 BATCH = 5000
+WAL_CHECKPOINT_BYTES = 4 << 20
 _TIMES = ("timestamp_utc", "created_at")
 
 
@@ -56,6 +58,8 @@ class OutboxMover:
         self.warehouses = warehouses
         self.interval = interval
         self.postgres = store.engine.dialect.name == "postgresql"
+        database = store.engine.url.database
+        self._wal = f"{database}-wal" if database and database != ":memory:" else None
         self._lock = threading.Lock()  # one move at a time in this process
         # Rows up to this id were left by an earlier process (a crash may have left them in
         # the warehouse too): they are moved skipping exposure ids the warehouse has.
@@ -104,6 +108,22 @@ class OutboxMover:
                     log.warning("moving exposures to the warehouse failed (%s); they stay in "
                                 "the outbox and are retried", exc)
                 failing = True
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """SQLite: checkpoint the WAL here once it passes 4 MB.
+
+        The serve log's connection does not checkpoint (`store/locks.py`), so that no serve
+        waits for the fsync; this thread does it, whether or not moves succeed.
+        """
+        if self.postgres or not self._wal or not os.path.exists(self._wal):
+            return
+        try:
+            if os.path.getsize(self._wal) > WAL_CHECKPOINT_BYTES:
+                with self.store.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception as exc:  # noqa: BLE001 - tried again on the next round
+            log.debug("WAL checkpoint failed: %s", exc)
 
     def _move(self, org_id: str | None) -> int:
         where = "WHERE organization_id = :org " if org_id else ""
