@@ -173,9 +173,8 @@ def test_the_serves_of_one_loop_turn_are_committed_together(server, org):
 
 @pytest.mark.parametrize("server", ["sqlite"], indirect=True)
 def test_a_serve_waits_for_a_busy_sqlite_writer_and_is_then_committed(server, org):
-    """The event loop commits a serve itself only when SQLite's write lock is free; while
-    another connection writes, the serve goes to the writer thread, which polls for the
-    lock, so the serve is acknowledged once the lock is released."""
+    """While another connection holds SQLite's write lock, the writer thread polls for it
+    (no busy-handler sleeps): the serve is not acknowledged before, and is right after."""
     import asyncio
     import sqlite3
     import threading

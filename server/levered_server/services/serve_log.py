@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from levered_server.services import outbox
-from levered_server.store.locks import Key, LockStore, WriteLockBusy
+from levered_server.store.locks import Key, LockStore
 
 log = logging.getLogger("levered_server.exposures")
 MAX_PENDING = 100_000  # write-behind only: beyond this a failing warehouse drops exposures
@@ -111,29 +111,12 @@ class ServeLog:
         if self.outbox is not None:
             self.outbox.flush(org_id)
 
-    def commit_now(self, batch: list[ServeWrite]) -> bool:
-        """Commit `batch` in the calling thread (the event loop's) when that needs no
-        waiting: SQLite, no other commit under way here, its write lock free at once.
-
-        A SQLite commit of a few rows takes a fraction of a millisecond, mostly outside the
-        GIL; waking the writer thread and calling back into the loop cost more (issue 14).
-        False, with nothing done, when it would wait: the caller queues the batch instead.
-        """
-        if self.write_behind or self.locks.postgres or not batch:
-            return False
-        if not self._commit_lock.acquire(blocking=False):
-            return False
-        try:
-            return self._commit_locked(batch, wait=False)
-        finally:
-            self._commit_lock.release()
-
     def _commit(self, batch: list[ServeWrite]) -> None:
         with self._commit_lock:
             if batch:
-                self._commit_locked(batch, wait=True)
+                self._commit_locked(batch)
 
-    def _commit_locked(self, batch: list[ServeWrite], *, wait: bool) -> bool:
+    def _commit_locked(self, batch: list[ServeWrite]) -> None:
         finals: dict[int, tuple[int, float]] = {}
 
         def exposures(held: dict[Key, tuple[int, float]]) -> list[tuple[str, str]]:
@@ -147,13 +130,10 @@ class ServeLog:
 
         started = time.perf_counter()
         try:
-            self.locks.commit([w.lock for w in batch if w.lock is not None], exposures,
-                              wait=wait)
-        except WriteLockBusy:
-            return False
+            self.locks.commit([w.lock for w in batch if w.lock is not None], exposures)
         except Exception as exc:  # noqa: BLE001 - reported to every waiting request
             self._fail(batch, exc, "serves")
-            return True
+            return
         with self._cond:
             for w in batch:
                 if w.lock is not None and self._pending.get(w.key) is w:
@@ -162,12 +142,10 @@ class ServeLog:
         self.committed += len(batch)
         took = time.perf_counter() - started
         if 0 < self.slow_seconds < took:
-            log.warning("serve commit of %d took %.0f ms (%s)", len(batch), took * 1000,
-                        "in the event loop" if not wait else "in the writer thread")
+            log.warning("serve commit of %d took %.0f ms", len(batch), took * 1000)
         for w in batch:
             if not w.future.done():
                 w.future.set_result(finals.get(id(w), w.assigned))
-        return True
 
     def _fail(self, batch: list[ServeWrite], exc: Exception, what: str) -> None:
         if self.write_behind:
@@ -246,9 +224,6 @@ class LoopGroup:
         self._batch = None
         writes, done = batch
         loop = done.get_loop()
-        if self.serve_log.commit_now(writes):
-            done.set_result(None)
-            return
 
         def settle(_future: object) -> None:
             if not done.done():

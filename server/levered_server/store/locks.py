@@ -36,11 +36,7 @@ _BUSY_POLL = 0.0002
 _NO_AUTOCHECKPOINT = 100_000
 
 
-class WriteLockBusy(Exception):
-    """Another connection holds SQLite's write lock, and the caller would not wait."""
-
-
-def _begin_immediate(conn: Any, wait: bool = True) -> None:
+def _begin_immediate(conn: Any) -> None:
     """Take SQLite's write lock now, polling every 0.2 ms while another writer holds it.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25… ms between tries, so a serve
@@ -56,8 +52,6 @@ def _begin_immediate(conn: Any, wait: bool = True) -> None:
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
-            if not wait:
-                raise WriteLockBusy(str(exc)) from None
             if time.monotonic() > deadline:
                 raise
             time.sleep(_BUSY_POLL)
@@ -139,8 +133,6 @@ class LockStore:
             conn = self._connection()
             try:
                 return work(conn.driver_connection)
-            except WriteLockBusy:
-                raise
             except Exception:
                 self._drop(conn)
                 if attempt:
@@ -167,15 +159,10 @@ class LockStore:
         holds for every key, as stored."""
         return self.commit(rows, lambda _held: [])
 
-    def commit(self, rows: list[dict[str, Any]], outbox: Outbox, *, wait: bool = True
-               ) -> dict[Key, tuple[int, float]]:
+    def commit(self, rows: list[dict[str, Any]], outbox: Outbox) -> dict[Key, tuple[int, float]]:
         """In one transaction: insert new locks (an existing row wins), read back the lock that
         holds for every key, and insert the exposure-outbox rows `outbox(held)` returns
-        (`(organization id, payload)`, built from the locks as stored).
-
-        :raises WriteLockBusy: SQLite only, with `wait=False`: another connection is writing;
-            nothing was done.
-        """
+        (`(organization id, payload)`, built from the locks as stored)."""
         keys = list({(r["optimization_id"], r["anonymous_id"]) for r in rows})
         if self.postgres:
             return self._commit_postgres(rows, keys, outbox)
@@ -183,7 +170,7 @@ class LockStore:
 
         def write(conn: Any) -> dict[Key, tuple[int, float]]:
             held: dict[Key, tuple[int, float]] = {}
-            _begin_immediate(conn, wait)
+            _begin_immediate(conn)
             cur = conn.cursor()
             try:
                 if params:
