@@ -56,6 +56,16 @@ def test_warehouse_status(levered):
     assert body["provider"] == "duckdb" and body["connected"] is True and body["managed"] is True
 
 
+def test_warehouse_connection_names_provider_and_driver(levered):
+    text = ok(levered("warehouse", "connection")).stdout
+    assert re.search(r"^Provider +duckdb \(managed\)$", text, re.M)
+    assert re.search(r"^Driver +duckdb \S+$", text, re.M)  # our server names its driver
+    body = ok(levered("warehouse", "connection", "--json")).json
+    conn = body["connection"]
+    assert conn["provider"] == "duckdb" and conn["managed"] is True and conn["driver"] == "duckdb"
+    assert "credentials" not in conn
+
+
 def test_warehouse_tables(levered, rewards):
     rows = table_rows(ok(levered("warehouse", "tables")).stdout)
     assert rows[0] == ["Name", "Type", "Rows"] and ["rewards", "table", "5"] in rows

@@ -112,14 +112,15 @@ def test_byo_without_exposures_table_is_a_warehouse_error(byo):
 def test_holdout_hash_in_postgres_matches_the_test_vectors(user, percent, expected):
     import sqlalchemy
 
-    from levered_server.services.exposure_source import _holdout_sql
+    from levered_server.services.exposure_source import holdout_condition
+    from levered_server.warehouse.postgres_driver import PostgresDialect
 
     opt = types.SimpleNamespace(id="699ede80-c94b-4f98-9c79-dd3e07748703",
                                 holdout_percentage=percent)
     engine = sqlalchemy.create_engine(PG_URL)
     with engine.connect() as conn:
         got = conn.execute(sqlalchemy.text(
-            f"SELECT {_holdout_sql(':user', opt)}".replace("CAST(:user", "CAST(:u")),
+            f"SELECT {holdout_condition(PostgresDialect(), 'CAST(:u AS VARCHAR)', opt)}"),
             {"u": user}).scalar()
     engine.dispose()
     assert got is expected

@@ -90,10 +90,11 @@ def _resolve(doc: dict, schema: dict) -> dict:
 
 
 # Fields this server adds beyond the contract's examples (proposed for the contract in the notes):
-# the propensity-weighted estimates of results (issue 4), and the engine of a warehouse
-# connection (the managed `duckdb` runs on DuckDB or PostgreSQL, docs/server.md).
+# the propensity-weighted estimates of results (issue 4), and the engine and driver of a
+# warehouse connection (the managed `duckdb` runs on DuckDB or PostgreSQL, docs/server.md;
+# docs/warehouse-drivers.md).
 EXTENSIONS = {"propensity_weighted", "best_vs_baseline_weighted_percent",
-              "best_vs_baseline_weighted_interval", "engine"}
+              "best_vs_baseline_weighted_interval", "engine", "driver", "driver_version"}
 
 
 def _diff(doc: dict, schema: dict, example: object, where: str, out: list[str]) -> None:

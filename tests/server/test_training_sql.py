@@ -17,117 +17,24 @@ from typing import Any
 
 import pytest
 
-from levered_server.engine.stats import SUM_COLUMNS, context_text
+from levered_server.engine.stats import SUM_COLUMNS
 from levered_server.services.design import in_holdout
 from levered_server.services.training_sql import cell_stats
+from levered_server.warehouse.reference import (  # noqa: F401 - re-exported for tests/drivers
+    FACTORS,
+    SERVABLE,
+    T0,
+    US_MOBILE,
+    Exp,
+    Rew,
+    W,
+    assert_cells,
+    decoded,
+    reference,
+)
+from levered_server.warehouse.reference import variant as _variant
 from tests.server.conftest import PG_URL, make_settings, new_org, pg_exec, running
 from tests.server.factories import connect_postgres, hero, make_metric
-
-T0 = dt.datetime(2026, 11, 1, 0, 0)
-W = dt.timedelta(hours=24)  # HERO's conversion window
-HEADLINES = ["Ship faster", "Build better", "Scale up"]
-CTAS = ["Get started", "Try it free"]
-SERVABLE = [1, 2, 3, 4, 5]  # HERO excludes #6 (Scale up, Try it free)
-FACTORS = ("country", "device_type")
-
-
-def _variant(number: int) -> dict[str, str]:
-    return {"headline": HEADLINES[(number - 1) // 2], "cta_text": CTAS[(number - 1) % 2]}
-
-
-@dataclasses.dataclass
-class Exp:
-    anon: str | None
-    hours: float
-    variant: int = 1
-    context: Any = None  # dict → JSON text; str → as is; None → NULL
-    exposure_id: str | None = None
-    in_holdout: bool | None = False
-    propensity: float | None = 0.5
-    optimization: str | None = None  # another optimization's ID
-
-    @property
-    def at(self) -> dt.datetime:
-        return T0 + dt.timedelta(hours=self.hours)
-
-    @property
-    def context_text(self) -> str | None:
-        return json.dumps(self.context) if isinstance(self.context, dict) else self.context
-
-
-@dataclasses.dataclass
-class Rew:
-    anon: str | None
-    hours: float
-    value: float | None = 1.0
-
-    @property
-    def at(self) -> dt.datetime:
-        return T0 + dt.timedelta(hours=self.hours)
-
-
-def reference(exposures: list[Exp], rewards: list[Rew], numeric: bool,
-              holdout: Any = lambda e: bool(e.in_holdout)
-              ) -> dict[tuple[Any, ...], dict[str, float]]:
-    """Cell statistics by the contract's words, one reward at a time."""
-    mine = [e for e in exposures if e.optimization is None and e.variant in SERVABLE]
-    credited: dict[int, list[Rew]] = {}
-    for r in rewards:
-        cands = [i for i, e in enumerate(mine)
-                 if r.anon is not None and e.anon == r.anon and e.at <= r.at <= e.at + W]
-        if cands:
-            # latest exposure; ties on time: the greatest exposure_id (NULL below any)
-            best = max(cands, key=lambda i: (mine[i].at, mine[i].exposure_id is not None,
-                                             mine[i].exposure_id or ""))
-            credited.setdefault(best, []).append(r)
-    cells: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for i, e in enumerate(mine):
-        ctx = json.loads(e.context_text) if e.context_text else {}
-        held = holdout(e)
-        key = (e.variant, tuple(context_text(ctx.get(f)) for f in FACTORS), held)
-        c = cells.setdefault(key, {**dict.fromkeys(SUM_COLUMNS, 0.0), "_users": set()})
-        got = credited.get(i, [])
-        if numeric:
-            rv = float(sum(r.value for r in got if r.value is not None))
-        else:
-            rv = 1.0 if got else 0.0
-        w = 1.0 if held else (1 / e.propensity if e.propensity else None)
-        c["exposures"] += 1
-        if e.anon is not None:
-            c["_users"].add(e.anon)
-        c["reward_count"] += rv > 0
-        c["reward_sum"] += rv
-        c["reward_sum_sq"] += rv * rv
-        if w is not None:
-            c["propensity_count"] += 1
-            c["ipw_weight_sum"] += w
-            c["ipw_weight_sq_sum"] += w * w
-            c["ipw_reward_sum"] += rv * w
-            c["ipw_reward_sq_sum"] += rv * rv * w
-            c["ipw_reward_w2_sum"] += rv * w * w
-            c["ipw_reward_sq_w2_sum"] += rv * rv * w * w
-    for c in cells.values():
-        c["users"] = float(len(c.pop("_users")))
-    return cells
-
-
-def decoded(stats: Any) -> dict[tuple[Any, ...], dict[str, float]]:
-    out = {}
-    for i in range(stats.n_rows):
-        ctx = tuple(stats.context_levels[j][int(k)] if k >= 0 else "<other>"
-                    for j, k in enumerate(stats.context[i]))
-        key = (int(stats.variant[i]), ctx, bool(stats.in_holdout[i]))
-        assert key not in out
-        out[key] = {c: float(stats.sums[c][i]) for c in SUM_COLUMNS}
-    return out
-
-
-def assert_cells(got: dict[Any, Any], want: dict[Any, Any]) -> None:
-    assert sorted(got, key=repr) == sorted(want, key=repr)
-    for key, sums in want.items():
-        for column, value in sums.items():
-            assert got[key][column] == pytest.approx(value, rel=1e-9, abs=1e-9), (key, column)
-
 
 # --------------------------------------------------------------------------- warehouses
 
@@ -259,8 +166,6 @@ def train_cells(wh: Any, exposures: list[Exp], rewards: list[Rew], *, numeric: b
 
 
 # --------------------------------------------------------------------------- cases
-
-US_MOBILE = {"country": "US", "device_type": "mobile"}
 
 
 def test_edge_cases(warehouse):
@@ -424,8 +329,7 @@ def test_the_column_fetch_matches_the_row_fetch_exactly(warehouse):
         stats, scanned, _ = cell_stats(runtime=runtime, org_id=warehouse.org.id,
                                        optimization_id=opt["id"])
         driver, o, m, sources, params = prepare_sources(runtime, warehouse.org.id, opt["id"])
-        tail, extra = cells_sql(driver.provider, driver.placeholder, list(FACTORS),
-                                m.reward_type, window_hours(o))
+        tail, extra = cells_sql(driver.dialect, list(FACTORS), m.reward_type, window_hours(o))
         rows = driver.query("WITH " + sources + tail, limit=MAX_CELLS,
                             params={**params, **extra}, timeout=30).rows
         expected = CellStats.from_rows(rows, FACTORS)

@@ -162,12 +162,16 @@ def test_invalid_sql_and_validation(seeded):
 
 
 def test_query_timeout(tmp_path):
-    with running(make_settings(tmp_path, None, query_timeout_seconds=0.3), "sqlite") as srv:
+    with running(make_settings(tmp_path, None, warehouse_query_timeout_seconds=0.3),
+                 "sqlite") as srv:
         org = new_org(srv)
         resp = org.post("/api/v2/warehouse/query", json={
             "sql": "SELECT count(*) FROM range(100000000000) a"})
         err = assert_error(resp, 502, "warehouse_error")
-        assert err["details"]["timeout"] is True
+        assert err["details"]["timeout"] is True and err["details"]["limit_seconds"] == 0.3
+        assert err["details"]["setting"] == "LEVERED_WAREHOUSE_QUERY_TIMEOUT_SECONDS"
+        assert "0.3 s limit" in err["message"] and \
+            "LEVERED_WAREHOUSE_QUERY_TIMEOUT_SECONDS" in err["message"]
 
 
 def test_connection_validation(org):
@@ -180,12 +184,49 @@ def test_connection_validation(org):
     assert post({"provider": "postgres", "credentials": {"host": "h", "port": "5432"}}) == {
         "credentials.database": "required", "credentials.username": "required",
         "credentials.port": "type"}
-    assert post({"provider": "snowflake", "project_id": "xy.us-east-1", "credentials": {
-        "account": "a", "username": "u", "warehouse": "w", "database": "d", "schema": "s",
-        "password": "p", "private_key": "k"}}) == {"credentials.password": "required"}
+    assert post({"provider": "postgres", "credentials": {
+        "host": "h", "database": "d", "username": "", "port": 70000, "sslmode": "sometimes",
+        "extra": 1}}) == {"credentials.username": "too_short", "credentials.port": "out_of_range",
+                          "credentials.sslmode": "invalid_value", "credentials.extra": "unknown_field"}
     assert post({"provider": "postgres", "exposures_table": "a.b.c", "credentials": {
         "host": "h", "database": "d", "username": "u"}}) == {"exposures_table": "format"}
     assert org.get("/api/v2/warehouse/connections").json()["connection"]["provider"] == "duckdb"
+
+
+def test_a_provider_without_its_driver_names_the_install_command(org, server):
+    from levered_server.warehouse.manager import driver_classes
+
+    if "snowflake" in driver_classes():
+        pytest.skip("a snowflake driver is installed here")
+    resp = org.post("/api/v2/warehouse/connections", json={
+        "provider": "snowflake", "project_id": "xy", "credentials": {"account": "a"}})
+    err = assert_error(resp, 422, "validation_error")
+    [field] = err["details"]["fields"]
+    assert (field["field"], field["code"]) == ("provider", "not_installed")
+    assert "pip install 'levered-server[snowflake]'" in field["message"]
+    # a connection saved while a driver was installed: every use says how to install it
+    from sqlalchemy import select
+
+    from levered_server.store.models import WarehouseConnection
+
+    with server.runtime.store.session(org.id) as s:
+        s.scalars(select(WarehouseConnection)).one().provider = "snowflake"
+    status = org.get("/api/v2/warehouse/status").json()
+    assert status["connected"] is False and status["driver"] is None
+    assert "levered-server[snowflake]" in status["warehouse_message"]
+    err = assert_error(org.post("/api/v2/warehouse/query", json={"sql": "SELECT 1"}), 502,
+                       "warehouse_error")
+    assert "pip install 'levered-server[snowflake]'" in err["message"]
+
+
+def test_connections_and_status_name_the_driver(org):
+    import levered_server
+
+    conn = org.get("/api/v2/warehouse/connections").json()["connection"]
+    status = org.get("/api/v2/warehouse/status").json()
+    for body in (conn, status):
+        assert body["driver"] in ("duckdb", "managed-postgres"), body
+        assert body["driver_version"] == levered_server.__version__
 
 
 def test_unreachable_postgres_is_502_and_nothing_saved(org):

@@ -1,4 +1,4 @@
-"""``levered warehouse …``: status, tables, columns, preview, query (read-only)."""
+"""``levered warehouse …``: connection, status, tables, columns, preview, query (read-only)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,36 @@ class ShowStatus(ShowOne):
         state = "-" if connected is None else f"connected ({'-' if latency is None else latency} ms)" if connected \
             else f"not connected: {body.get('warehouse_message') or '-'}"
         managed = " (managed)" if body.get("managed") else ""
-        text = (f"Provider   {body.get('provider') or '-'}{managed}\nDataset    {body.get('dataset_id') or '-'}\n"
+        text = (f"Provider   {body.get('provider') or '-'}{managed}\n{_driver_line(body)}"
+                f"Dataset    {body.get('dataset_id') or '-'}\n"
                 f"Exposures  {body.get('exposures_table') or '-'}\nStatus     {state}")
         return Result.text(text, body)
+
+
+class ShowConnection(ShowOne):
+    """Show the warehouse connection (never its credentials)"""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        body = self.client.warehouse.connection()
+        conn = body.get("connection") if isinstance(body, dict) else None
+        if not isinstance(conn, dict):
+            return Result.text("No warehouse connection", body)
+        managed = " (managed)" if conn.get("managed") else ""
+        project = f"Project    {conn['project_id']}\n" if conn.get("project_id") else ""
+        text = (f"Provider   {conn.get('provider') or '-'}{managed}\n{_driver_line(conn)}{project}"
+                f"Dataset    {conn.get('dataset_id') or '-'}\n"
+                f"Exposures  {conn.get('exposures_table') or '-'}\n"
+                f"Updated    {conn.get('updated_at') or conn.get('created_at') or '-'}")
+        return Result.text(text, body)
+
+
+def _driver_line(body: dict[str, object]) -> str:
+    """``Driver  name version`` when the server says (our server's extension; the hosted API
+    does not send it, and the line is left out)."""
+    driver, version = body.get("driver"), body.get("driver_version")
+    if not driver:
+        return ""
+    return f"Driver     {driver}{f' {version}' if version else ''}\n"
 
 
 class ListTables(Lister):

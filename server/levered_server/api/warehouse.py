@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from levered_server.api.bodies import body_doc, json_body, read_json
+from levered_server.api.cancellable import run_cancellable
 from levered_server.api.deps import Ctx
 from levered_server.schemas.warehouse import (
     ColumnList,
@@ -75,17 +76,20 @@ def list_columns(ctx: Ctx, table: str) -> ColumnList:
 
 
 @router.get("/tables/{table}/preview", operation_id="previewTable", response_model=TablePreview)
-def preview_table(ctx: Ctx, table: str,
-                  limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> TablePreview:
+async def preview_table(ctx: Ctx, request: Request, table: str,
+                        limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> TablePreview:
     """The first rows of a table."""
-    return ctx.wrap(TablePreview, discovery.preview(runtime=ctx.runtime, org_id=ctx.org_id,
-                                                    table=table, limit=limit))
+    found = await run_cancellable(request, lambda cancel: discovery.preview(
+        runtime=ctx.runtime, org_id=ctx.org_id, table=table, limit=limit, cancel=cancel))
+    return ctx.wrap(TablePreview, found)
 
 
 @router.post("/query", operation_id="runQuery", response_model=QueryResult,
              openapi_extra=body_doc(QueryRequest))
-def run_query(ctx: Ctx, body: Annotated[QueryRequest, Depends(json_body(QueryRequest))]
-              ) -> QueryResult:
+async def run_query(ctx: Ctx, request: Request,
+                    body: Annotated[QueryRequest, Depends(json_body(QueryRequest))]
+                    ) -> QueryResult:
     """Run one read-only query."""
-    return ctx.wrap(QueryResult, discovery.query(runtime=ctx.runtime, org_id=ctx.org_id,
-                                                 sql=body.sql, limit=body.limit))
+    found = await run_cancellable(request, lambda cancel: discovery.query(
+        runtime=ctx.runtime, org_id=ctx.org_id, sql=body.sql, limit=body.limit, cancel=cancel))
+    return ctx.wrap(QueryResult, found)

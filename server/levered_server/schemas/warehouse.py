@@ -11,7 +11,8 @@ from levered_server.schemas.metrics import ResultColumn
 
 
 class ConnectionCreate(BaseModel):
-    """Documented shape; fields are checked per provider in `services.connections`."""
+    """Documented shape; fields are checked by the provider's driver in `services.connections`
+    (a server accepts the providers of its installed drivers, docs/warehouse-drivers.md)."""
 
     provider: Literal["duckdb", "postgres", "bigquery", "snowflake"]
     project_id: str | None = None
@@ -29,6 +30,9 @@ class ConnectionPublic(BaseModel):
     managed: bool
     # Extension: what runs the SQL; the managed warehouse is `duckdb` or `postgres`.
     engine: str
+    # Extensions: the warehouse driver serving the connection (null: none installed).
+    driver: str | None
+    driver_version: str | None
     created_at: str
     updated_at: str
 
@@ -55,6 +59,8 @@ class WarehouseStatus(BaseModel):
     provider: str | None
     managed: bool | None
     engine: str | None  # extension, as in ConnectionPublic
+    driver: str | None  # extensions, as in ConnectionPublic
+    driver_version: str | None
     connection_id: str | None
     project_id: str | None
     dataset_id: str | None

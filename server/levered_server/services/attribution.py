@@ -23,9 +23,9 @@ from levered_server.services import design
 from levered_server.services.exposure_source import exposures_cte
 from levered_server.services.metrics import bound_sql
 from levered_server.services.optimizations import get_row as get_optimization
-from levered_server.services.warehouse_calls import driver_for, translated
+from levered_server.services.warehouse_calls import driver_for, server_query_limit, translated
 from levered_server.store.models import Metric, Optimization
-from levered_server.warehouse.base import WarehouseDriver
+from levered_server.warehouse.driver_api import WarehouseDriver
 
 
 def _load(runtime: Any, org_id: str, optimization_id: str) -> tuple[Optimization, Metric]:
@@ -41,28 +41,30 @@ def _sources(driver: WarehouseDriver, opt: Optimization, metric: Metric,
     """The CTEs `e` (exposures), `m` (metric SQL) and `r` (reward rows), without `WITH`.
 
     `numbered` adds `exp_row`/`reward_row` (row numbers over all rows) for the per-exposure
-    queries; the training query does without them. Training marks `e` NOT MATERIALIZED in
-    DuckDB (scanning the columnar table again is cheaper than buffering it).
+    queries; the training query does without them. Training marks `e` not materialized where
+    the dialect has the hint (DuckDB: scanning the columnar table again is cheaper than
+    buffering it).
     """
-    q = driver.quote
-    ph = driver.placeholder
+    d = driver.dialect
+    q, ph = d.quote, d.placeholder
     by_lower = {c.lower(): c for c in metric_columns}
     anon = q(by_lower[metric.anonymous_id_column.lower()])
     ts = q(by_lower[metric.timestamp_column.lower()])
-    value = (f"CAST(m.{q(by_lower[metric.value_column.lower()])} AS DOUBLE PRECISION)"
+    value = (d.cast(f"m.{q(by_lower[metric.value_column.lower()])}", "float")
              if metric.value_column else "1.0")
-    pin = (f"WHERE m.{q(by_lower['optimization_id'])} IS NULL OR "
-           f"CAST(m.{q(by_lower['optimization_id'])} AS VARCHAR) = {ph('optimization_id')}"
-           if "optimization_id" in by_lower else "")
+    pin = ""
+    if "optimization_id" in by_lower:  # rewards pinned to an optimization: this one, or none
+        pinned = f"m.{q(by_lower['optimization_id'])}"
+        pin = f"WHERE {pinned} IS NULL OR {d.cast(pinned, 'text')} = {ph('optimization_id')}"
     metric_sql, params = bound_sql(driver, metric.sql, opt.created_at, more_params=True)
-    hint = "" if numbered or driver.provider != "duckdb" else " NOT MATERIALIZED"
+    hint = "" if numbered else d.cte_hint(False)
     number = "row_number() OVER () AS reward_row, " if numbered else ""
     sql = f"""e AS{hint} ({exposures_cte(driver, opt, timeout, numbered=numbered)}
 ),
 m AS ({metric_sql}),
 r AS (
-  SELECT {number}CAST(m.{anon} AS VARCHAR) AS anonymous_id,
-         CAST(m.{ts} AS TIMESTAMP) AS ts, {value} AS value
+  SELECT {number}{d.cast(f"m.{anon}", "text")} AS anonymous_id,
+         {d.cast(f"m.{ts}", "timestamp")} AS ts, {value} AS value
   FROM m {pin}
 )"""
     return sql, {**(params or {}), "optimization_id": opt.id}
@@ -85,7 +87,7 @@ credit AS (
                             ORDER BY e.exposed_at DESC, e.exposure_id DESC NULLS LAST,
                                      e.exp_row DESC) AS rn
   FROM r JOIN e ON e.anonymous_id = r.anonymous_id AND e.exposed_at <= r.ts
-                AND r.ts <= e.exposed_at + INTERVAL '{window_hours(opt)} hours'
+                AND r.ts <= {driver.dialect.add_hours('e.exposed_at', window_hours(opt))}
 ),
 att AS (
   SELECT exp_row, count(*) AS n, sum(value) AS total, min(ts) AS rewarded_at
@@ -98,6 +100,14 @@ def _metric_columns(driver: WarehouseDriver, opt: Optimization, metric: Metric,
                     timeout: float) -> list[str]:
     metric_sql, params = bound_sql(driver, metric.sql, opt.created_at)
     return [c["name"] for c in driver.describe(metric_sql, params=params, timeout=timeout)]
+
+
+def sources_for(driver: WarehouseDriver, opt: Any, metric: Any, timeout: float, *,
+                numbered: bool) -> tuple[str, dict[str, Any]]:
+    """The CTEs `e`, `m`, `r` (no `WITH`) of an optimization and metric on a driver, its
+    metric columns read with a dry run (driver failures are not translated)."""
+    columns = _metric_columns(driver, opt, metric, timeout)
+    return _sources(driver, opt, metric, columns, timeout, numbered=numbered)
 
 
 def _driver(runtime: Any, org_id: str) -> WarehouseDriver:
@@ -125,9 +135,10 @@ def _prepared(runtime: Any, org_id: str, optimization_id: str,
               ) -> tuple[WarehouseDriver, Optimization, Metric, str, dict[str, Any]]:
     opt, metric = _load(runtime, org_id, optimization_id)
     driver = _driver(runtime, org_id)
-    timeout = runtime.settings.query_timeout_seconds
+    limited = server_query_limit(runtime)
+    timeout = limited.seconds
     with translated(driver.api_provider, rejected=WarehouseError,
-                    rejected_prefix="The metric SQL failed"):
+                    rejected_prefix="The metric SQL failed", limit=limited):
         columns = _metric_columns(driver, opt, metric, timeout)
         sql, params = build(driver, opt, metric, columns, timeout)
     return driver, opt, metric, sql, params
@@ -137,9 +148,10 @@ def observations(*, runtime: Any, org_id: str, optimization_id: str, page: int,
                  size: int) -> dict[str, Any]:
     """One page of observations, newest exposure first."""
     driver, opt, metric, sql, params = prepare(runtime, org_id, optimization_id)
-    timeout = runtime.settings.query_timeout_seconds
+    limited = server_query_limit(runtime)
+    timeout = limited.seconds
     with translated(driver.api_provider, rejected=WarehouseError,
-                    rejected_prefix="The observation query failed"):
+                    rejected_prefix="The observation query failed", limit=limited):
         total = driver.query(sql + " SELECT count(*) AS n FROM e", limit=1, params=params,
                              timeout=timeout).rows[0]["n"]
         offset = (page - 1) * size

@@ -1,4 +1,5 @@
-"""Warehouse connections: validate per provider, test, save encrypted (API.md 10.1–10.5)."""
+"""Warehouse connections: validate with the provider's driver, test, save encrypted
+(API.md 10.1–10.5)."""
 
 from __future__ import annotations
 
@@ -9,121 +10,103 @@ from typing import Any
 from sqlalchemy import select
 
 from levered_server.clock import iso_s, new_id, utcnow
-from levered_server.errors import FieldErrors, WarehouseError, WarehouseNotConnected
+from levered_server.errors import FieldErrors, WarehouseError, WarehouseNotConnected, field_error
 from levered_server.store.models import WarehouseConnection
-from levered_server.warehouse.base import ConnectionConfig, WarehouseFailure
+from levered_server.warehouse.driver_api import (
+    ConnectionConfig,
+    WarehouseDriver,
+    WarehouseFailure,
+    credential_errors,
+)
+from levered_server.warehouse.managed_tables import EXPOSURES, SCHEMA
+from levered_server.warehouse.manager import known_providers, missing_driver
 
 _PART = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
-PROVIDERS = ("duckdb", "postgres", "bigquery", "snowflake")
-SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 TEST_TIMEOUT = 10.0
 STATUS_TIMEOUT = 5.0
 
 
-def engine_of(runtime: Any, provider: str) -> str:
-    """What runs the connection's SQL (extension): the managed warehouse (`duckdb` in the
-    contract) is on DuckDB or PostgreSQL per the server's settings; others are themselves."""
-    return str(runtime.settings.managed_engine) if provider == "duckdb" else provider
+def _driver_fields(runtime: Any, provider: str) -> dict[str, Any]:
+    """What runs the connection's SQL (extensions): `engine` (the managed warehouse, `duckdb`
+    in the contract, is on DuckDB or PostgreSQL per the server's settings), and the driver's
+    name and version (null when no driver is installed)."""
+    cls: type[WarehouseDriver] | None = runtime.warehouses.driver_class(provider)
+    if cls is None:
+        return {"engine": provider, "driver": None, "driver_version": None}
+    name, version = cls.describe_driver()
+    return {"engine": cls.provider, "driver": name, "driver_version": version}
 
 
-def public(row: WarehouseConnection, engine: str) -> dict[str, Any]:
+def public(runtime: Any, row: WarehouseConnection) -> dict[str, Any]:
     """The connection object; credentials never leave the server."""
+    cls = runtime.warehouses.driver_class(row.provider)
     return {"id": row.id, "provider": row.provider, "project_id": row.project_id,
             "dataset_id": row.dataset_id, "exposures_table": row.exposures_table,
-            "managed": row.provider == "duckdb", "engine": engine,
+            "managed": bool(cls is not None and cls.managed), **_driver_fields(runtime, row.provider),
             "created_at": iso_s(row.created_at), "updated_at": iso_s(row.updated_at)}
 
 
-def _str(errors: FieldErrors, creds: dict[str, Any], key: str, *, required: bool,
-         allow_empty: bool = False) -> None:
-    value = creds.get(key)
-    if value is None:
-        if required:
-            errors.add(f"credentials.{key}", "required", "is required")
-    elif not isinstance(value, str):
-        errors.add(f"credentials.{key}", "type", "must be a string")
-    elif not value and not allow_empty:
-        errors.add(f"credentials.{key}", "too_short", "must not be empty")
+def validate_body(runtime: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """Check a connection body (10.1) with the provider's driver; returns the normalized
+    fields.
 
-
-def _credentials(errors: FieldErrors, provider: str, creds: dict[str, Any]) -> None:
-    if provider == "postgres":
-        for key in creds:
-            if key not in ("host", "port", "database", "username", "password", "sslmode"):
-                errors.add(f"credentials.{key}", "unknown_field", "unknown field")
-        for key in ("host", "database", "username"):
-            _str(errors, creds, key, required=True)
-        _str(errors, creds, "password", required=False, allow_empty=True)
-        port = creds.get("port", 5432)
-        if isinstance(port, bool) or not isinstance(port, int):
-            errors.add("credentials.port", "type", "must be an integer")
-        elif not 1 <= port <= 65535:
-            errors.add("credentials.port", "out_of_range", "must be 1-65535")
-        if creds.get("sslmode", "prefer") not in SSLMODES:
-            errors.add("credentials.sslmode", "invalid_value", f"one of {', '.join(SSLMODES)}")
-    elif provider == "bigquery":
-        for key in ("type", "project_id", "private_key", "client_email"):
-            _str(errors, creds, key, required=True)
-        if creds.get("type") not in (None, "service_account"):
-            errors.add("credentials.type", "invalid_value", "must be service_account")
-    elif provider == "snowflake":
-        for key in ("account", "username", "warehouse", "database", "schema"):
-            _str(errors, creds, key, required=True)
-        _str(errors, creds, "role", required=False)
-        has_pw, has_key = creds.get("password") is not None, creds.get("private_key") is not None
-        if has_pw == has_key:
-            errors.add("credentials.password", "required",
-                       "give exactly one of password or private_key")
-        for key in creds:
-            if key not in ("account", "username", "warehouse", "database", "schema", "role",
-                           "password", "private_key"):
-                errors.add(f"credentials.{key}", "unknown_field", "unknown field")
-
-
-def validate_body(data: dict[str, Any]) -> dict[str, Any]:
-    """Check a connection body (10.1); returns the normalized fields."""
+    :raises ValidationFailed: field errors; a provider without an installed driver is a
+        `provider` error naming the command that installs it.
+    """
     errors = FieldErrors()
-    provider: str = data.get("provider")  # type: ignore[assignment]
+    provider = data.get("provider")
     for key in data:
         if key not in ("provider", "project_id", "dataset_id", "credentials", "exposures_table"):
             errors.add(key, "unknown_field", "unknown field")
+    providers = known_providers()
     if provider is None:
         errors.add("provider", "required", "is required")
-    elif provider not in PROVIDERS:
-        errors.add("provider", "invalid_value", f"one of {', '.join(PROVIDERS)}")
+    elif not isinstance(provider, str) or provider not in providers:
+        errors.add("provider", "invalid_value", f"one of {', '.join(providers)}")
     for key in ("project_id", "dataset_id", "exposures_table"):
         if data.get(key) is not None and not isinstance(data[key], str):
             errors.add(key, "type", "must be a string")
     errors.raise_if_any()
-    byo = provider != "duckdb"
-    if provider in ("duckdb", "postgres") and data.get("project_id") is not None:
-        errors.add("project_id", "unknown_field", f"not used by {provider}")
-    if provider in ("bigquery", "snowflake") and not data.get("project_id"):
-        errors.add("project_id", "required", f"{provider} needs project_id")
-    if provider == "bigquery" and not data.get("dataset_id"):
-        errors.add("dataset_id", "required", "bigquery needs dataset_id")
+    provider = str(provider)
+    cls: type[WarehouseDriver] | None = runtime.warehouses.driver_class(provider)
+    problem = missing_driver(provider)
+    if problem is not None or cls is None:
+        raise field_error("provider", "not_installed", problem or f"no {provider} driver")
     creds = data.get("credentials")
-    if not byo and creds is not None:
-        errors.add("credentials", "unknown_field", "duckdb takes no credentials")
-    if not byo and data.get("exposures_table") is not None:
-        errors.add("exposures_table", "unknown_field", "duckdb always uses managed_dw.exposures")
-    if byo:
-        if creds is None:
-            errors.add("credentials", "required", f"{provider} needs credentials")
-        elif not isinstance(creds, dict):
-            errors.add("credentials", "type", "must be an object")
-        else:
-            _credentials(errors, provider, creds)
+    if cls.managed:
+        for key in ("project_id", "credentials", "exposures_table"):
+            if data.get(key) is not None:
+                errors.add(key, "unknown_field", f"not used by {provider} (the managed warehouse)")
+        errors.raise_if_any()
+        return {"provider": provider, "project_id": None, "dataset_id": SCHEMA,
+                "exposures_table": EXPOSURES, "credentials": {}}
+    if cls.project_id_use == "unused" and data.get("project_id") is not None:
+        errors.add("project_id", "unknown_field", f"not used by {provider}")
+    if cls.project_id_use == "required" and not data.get("project_id"):
+        errors.add("project_id", "required", f"{provider} needs project_id")
+    if cls.dataset_required and not data.get("dataset_id"):
+        errors.add("dataset_id", "required", f"{provider} needs dataset_id")
+    model = cls.credentials_model
+    if model is None:
+        if creds is not None:
+            errors.add("credentials", "unknown_field", f"{provider} takes no credentials")
+    elif creds is None:
+        errors.add("credentials", "required", f"{provider} needs credentials")
+    elif not isinstance(creds, dict):
+        errors.add("credentials", "type", "must be an object")
+    else:
+        for field, code, message in credential_errors(model, creds):
+            errors.add(field, code, message)
     table = data.get("exposures_table")
     if isinstance(table, str) and not all(_PART.match(p) for p in table.split(".")) \
             or (isinstance(table, str) and table.count(".") > 1):
         errors.add("exposures_table", "format", "use table or schema.table")
     errors.raise_if_any()
-    dataset = "managed_dw" if not byo else data.get("dataset_id") or (
-        "public" if provider == "postgres" else (creds or {}).get("schema"))
-    exposures = "managed_dw.exposures" if not byo else table or f"{dataset}.levered_exposures"
+    creds = dict(creds or {})
+    dataset = data.get("dataset_id") or cls.default_dataset(creds)
+    exposures = table or f"{dataset}.levered_exposures"
     return {"provider": provider, "project_id": data.get("project_id"), "dataset_id": dataset,
-            "exposures_table": exposures, "credentials": dict(creds or {})}
+            "exposures_table": exposures, "credentials": creds}
 
 
 def _config(org_id: str, fields: dict[str, Any]) -> ConnectionConfig:
@@ -145,7 +128,7 @@ def _probe(runtime: Any, config: ConnectionConfig, timeout: float) -> tuple[str 
 
 def save(*, runtime: Any, org_id: str, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Test, then create or replace the organization's connection. Returns (object, created)."""
-    fields = validate_body(data)
+    fields = validate_body(runtime, data)
     message, _ = _probe(runtime, _config(org_id, fields), TEST_TIMEOUT)
     if message is not None:
         raise WarehouseError(f"Cannot use this connection: {message.splitlines()[0]}",
@@ -163,7 +146,7 @@ def save(*, runtime: Any, org_id: str, data: dict[str, Any]) -> tuple[dict[str, 
         row.dataset_id, row.exposures_table = fields["dataset_id"], fields["exposures_table"]
         row.credentials_encrypted, row.updated_at = sealed, now
         s.flush()
-        result = public(row, engine_of(runtime, row.provider)), created
+        result = public(runtime, row), created
     runtime.serve_cache.invalidate()  # whether serving records exposures may have changed
     return result
 
@@ -172,13 +155,13 @@ def get(*, runtime: Any, org_id: str) -> dict[str, Any] | None:
     """The organization's connection, or None."""
     with runtime.store.session(org_id) as s:
         row = s.scalars(select(WarehouseConnection)).first()
-        return public(row, engine_of(runtime, row.provider)) if row is not None else None
+        return public(runtime, row) if row is not None else None
 
 
 def test(*, runtime: Any, org_id: str, data: dict[str, Any]) -> dict[str, Any]:
     """Test the given settings (nothing saved) or, with an empty body, the saved connection."""
     if data:
-        config = _config(org_id, validate_body(data))
+        config = _config(org_id, validate_body(runtime, data))
     else:
         with runtime.store.session(org_id) as s:
             row = s.scalars(select(WarehouseConnection)).first()
@@ -195,16 +178,17 @@ def status(*, runtime: Any, org_id: str) -> dict[str, Any]:
     checked = iso_s(utcnow())
     with runtime.store.session(org_id) as s:
         row = s.scalars(select(WarehouseConnection)).first()
-        conn = public(row, engine_of(runtime, row.provider)) if row is not None else None
+        conn = public(runtime, row) if row is not None else None
         config = runtime.warehouses.config_of(row) if row is not None else None
     if conn is None or config is None:
         return {"connected": False, "provider": None, "managed": None, "engine": None,
-                "connection_id": None, "project_id": None, "dataset_id": None,
+                "driver": None, "driver_version": None, "connection_id": None, "project_id": None, "dataset_id": None,
                 "exposures_table": None, "latency_ms": None, "warehouse_message": None,
                 "checked_at": checked}
     message, latency = _probe(runtime, config, STATUS_TIMEOUT)
     return {"connected": message is None, "provider": conn["provider"],
-            "managed": conn["managed"], "engine": conn["engine"], "connection_id": conn["id"],
+            "managed": conn["managed"], "engine": conn["engine"], "driver": conn["driver"],
+            "driver_version": conn["driver_version"], "connection_id": conn["id"],
             "project_id": conn["project_id"], "dataset_id": conn["dataset_id"],
             "exposures_table": conn["exposures_table"], "latency_ms": latency,
             "warehouse_message": message, "checked_at": checked}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from levered_server.services.warehouse_calls import driver_for, translated
-from levered_server.warehouse.base import ResultSet
+from levered_server.services.warehouse_calls import driver_for, translated, user_query_limit
+from levered_server.warehouse.driver_api import Cancel, ResultSet
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
@@ -41,24 +41,28 @@ def columns(*, runtime: Any, org_id: str, table: str) -> dict[str, Any]:
     return {"table": name, "columns": cols}
 
 
-def preview(*, runtime: Any, org_id: str, table: str, limit: int) -> dict[str, Any]:
-    """The first rows of a table; the name is resolved in the catalog, then quoted."""
+def preview(*, runtime: Any, org_id: str, table: str, limit: int,
+            cancel: Cancel | None = None) -> dict[str, Any]:
+    """The first rows of a table; the name is resolved in the catalog, then quoted (a user
+    query: its time limit, stopped through `cancel`)."""
     driver = driver_for(runtime, org_id)
-    timeout = runtime.settings.query_timeout_seconds
-    with translated(driver.api_provider, table=table, dataset=driver.dataset):
-        schema, name = driver.resolve_table(table, timeout=timeout)
+    limited = user_query_limit(runtime)
+    with translated(driver.api_provider, table=table, dataset=driver.dataset, limit=limited):
+        schema, name = driver.resolve_table(table, timeout=limited.seconds)
         sql = f"SELECT * FROM {driver.quote(schema)}.{driver.quote(name)} LIMIT {limit + 1}"
-        result = _cap(driver.query(sql, limit=limit, timeout=timeout))
+        result = _cap(driver.query(sql, limit=limit, timeout=limited.seconds, cancel=cancel))
     return {"table": name, "columns": result.columns, "rows": result.rows,
             "row_count": len(result.rows), "truncated": result.truncated}
 
 
-def query(*, runtime: Any, org_id: str, sql: str, limit: int) -> dict[str, Any]:
-    """One read-only query: statement check, then a connection that cannot write."""
+def query(*, runtime: Any, org_id: str, sql: str, limit: int,
+          cancel: Cancel | None = None) -> dict[str, Any]:
+    """One read-only query: statement check, then a connection that cannot write, under the
+    users' time limit and stopped through `cancel`."""
     driver = driver_for(runtime, org_id)
-    with translated(driver.api_provider):
+    limited = user_query_limit(runtime)
+    with translated(driver.api_provider, limit=limited):
         driver.check_read_only(sql)
-        result = _cap(driver.query(sql, limit=limit,
-                                   timeout=runtime.settings.query_timeout_seconds))
+        result = _cap(driver.query(sql, limit=limit, timeout=limited.seconds, cancel=cancel))
     return {"columns": result.columns, "rows": result.rows, "row_count": len(result.rows),
             "truncated": result.truncated, "elapsed_ms": result.elapsed_ms}

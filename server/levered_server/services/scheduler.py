@@ -31,6 +31,7 @@ from levered_server.clock import as_utc
 from levered_server.errors import TrainingInProgress
 from levered_server.schemas.optimizations import TrainRequest
 from levered_server.store.models import Model, Optimization, WarehouseConnection
+from levered_server.warehouse.manager import managed_providers
 
 log = logging.getLogger("levered_server.training")
 COOLDOWN_FACTOR = 4.0
@@ -135,7 +136,7 @@ class Trainer:
                 Model, Model.id == Optimization.model_id).where(
                 Optimization.status == "live", Model.deleted_at.is_(None))).all()
             managed = {c.organization_id for c in s.scalars(select(WarehouseConnection).where(
-                WarehouseConnection.provider == "duckdb")).all()}
+                WarehouseConnection.provider.in_(managed_providers()))).all()}
             for opt_id, org_id, model_id, last_run, created_at in rows:
                 if now < self._not_before.get(opt_id, 0.0):
                     continue  # cooling down after its last automatic run

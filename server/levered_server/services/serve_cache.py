@@ -31,6 +31,7 @@ from sqlalchemy import select
 from levered_server.services import design
 from levered_server.services.versions import DesignSource, Serving, VersionCache
 from levered_server.store.models import Model, Optimization, WarehouseConnection
+from levered_server.warehouse.manager import managed_providers
 
 log = logging.getLogger("levered_server.serving")
 TTL = 1.0  # a version published by another replica serves here within ~1-2 s
@@ -206,7 +207,7 @@ class ServeCache:
         provider = conn.execute(select(WarehouseConnection.provider).where(
             WarehouseConnection.organization_id == org_id)).scalar()
         return Stamp(org_id, status, winner, model_id, model_type, int(version or 0),
-                     provider == "duckdb")
+                     provider in managed_providers())
 
     def _rendering(self, conn: Any, optimization_id: str) -> Rendering:
         found = self._renderings.get(optimization_id)

@@ -1,1 +1,2 @@
-"""Warehouse drivers behind one interface, found through stevedore (`levered.warehouse`)."""
+"""Warehouse drivers behind one contract (`driver_api`), found through the
+`levered.warehouse.v1` entry points (`manager`)."""

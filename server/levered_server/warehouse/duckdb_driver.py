@@ -1,4 +1,11 @@
-"""The embedded, managed warehouse: one DuckDB file per organization (API.md 10.3)."""
+"""The embedded, managed warehouse: one DuckDB file per organization (API.md 10.3).
+
+Each file is opened once per process, read-write (DuckDB allows one configuration of a file
+per process). The server's writes run on one connection under a per-file lock; every read (a
+user's query, training, results) runs on a cursor of its own in a `READ ONLY` transaction that
+is rolled back, so reads never wait for writes nor writes for reads, and a statement can be
+interrupted (timeout, cancel) without touching anyone else's.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +15,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 
-from levered_server.warehouse.base import (
+from levered_server.warehouse.driver_api import (
+    Cancel,
     ColumnSet,
+    Dialect,
     NotReadOnly,
     ResultSet,
     SqlRejected,
@@ -21,17 +30,12 @@ from levered_server.warehouse.base import (
     WarehouseFailure,
     pick_table,
 )
+from levered_server.warehouse.duckdb_sql import CONFIG, DuckDBDialect, statements, writing_node
 from levered_server.warehouse.exposure_writer import insert_exposures, insert_rows
 from levered_server.warehouse.managed_tables import EXPOSURES, fresh_rows, table_of
-from levered_server.warehouse.rwlock import RWLock
 from levered_server.warehouse.values import to_json, unique_names
 
 SCHEMA = "managed_dw"
-# External access off (no files, URLs, ATTACH, INSTALL/LOAD) and the
-# configuration locked so a query cannot turn it back on.
-_CONFIG: dict[str, Any] = {"enable_external_access": False,
-                           "autoinstall_known_extensions": False,
-                           "autoload_known_extensions": False, "lock_configuration": True}
 _DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
 CREATE TABLE IF NOT EXISTS {SCHEMA}.exposures (
@@ -44,63 +48,79 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.rewards (
   organization_id VARCHAR, optimization_id VARCHAR, properties JSON, idempotency_key VARCHAR,
   created_at TIMESTAMP);
 """
-_LOCKS: dict[str, RWLock] = {}
-_LOCKS_GUARD = threading.Lock()
-WRITE_WAIT = 10.0
+WRITE_WAIT = 10.0  # seconds a write waits for the file's writer before "busy"
+_POLL = 0.05  # seconds between the checks of a statement's time limit and cancellation
 
 
-def _lock_for(path: Path) -> RWLock:
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(str(path), RWLock())
+class _Database:
+    """One file opened read-write: a root connection that only hands out cursors, the
+    writer's cursor, and the lock that serializes the server's writes."""
+
+    def __init__(self, path: str, config: dict[str, Any]) -> None:
+        self.root = duckdb.connect(path, config=config)
+        try:
+            self.root.execute(_DDL)
+            self.writer = self.root.cursor()
+        except BaseException:
+            self.root.close()
+            raise
+        self.write_lock = threading.Lock()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        # Under the registry's lock: a connection object is not for concurrent use.
+        with _GUARD:
+            return self.root.cursor()
+
+    def close(self) -> None:
+        """Close the file (its cursors with it: a query still running fails)."""
+        self.root.close()
 
 
-_WRITERS: dict[str, duckdb.DuckDBPyConnection] = {}
-_CLOSING = threading.Lock()
-_PARSER: list[duckdb.DuckDBPyConnection] = []
-_PARSER_LOCK = threading.Lock()
+_DATABASES: dict[str, _Database] = {}
+_GUARD = threading.Lock()
 
 
-def _close_writer(key: str) -> None:
-    # Under a mutex: a second reader must wait until the first one has *finished*
-    # closing (a checkpoint) before it opens the file read-only.
-    with _CLOSING:
-        con = _WRITERS.pop(key, None)
-        if con is not None:
-            con.close()
+def _database(path: Path, config: dict[str, Any]) -> _Database:
+    key = str(path)
+    with _GUARD:
+        found = _DATABASES.get(key)
+        if found is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            found = _DATABASES[key] = _Database(key, config)
+        return found
+
+
+def _discard(key: str, database: _Database) -> None:
+    """Forget and close a database that failed (the next use opens it again), only if it is
+    still the one registered: never another thread's newer one."""
+    with _GUARD:
+        if _DATABASES.get(key) is database:
+            del _DATABASES[key]
+    with contextlib.suppress(duckdb.Error):
+        database.close()
 
 
 def close_writers() -> None:
-    """Close every cached writer connection (at shutdown)."""
-    for key in list(_WRITERS):
-        with _lock_for(Path(key)).write():
-            _close_writer(key)
-
-
-def _close_parser() -> None:
-    with _PARSER_LOCK:
-        while _PARSER:
-            _PARSER.pop().close()
-
-
-def _statements(sql: str) -> list[Any]:
-    # One in-memory database used only for DuckDB's parser, closed at exit
-    # (DuckDB objects left to interpreter finalization can abort the process).
-    with _PARSER_LOCK:
-        if not _PARSER:
-            _PARSER.append(duckdb.connect(":memory:", config=dict(_CONFIG)))
-        return list(_PARSER[0].extract_statements(sql))
+    """Close every open warehouse file (at shutdown), each once its current write is done."""
+    with _GUARD:
+        databases = list(_DATABASES.items())
+        _DATABASES.clear()
+    for _, database in databases:
+        with database.write_lock:
+            with contextlib.suppress(duckdb.Error):
+                database.close()
 
 
 # DuckDB objects left to interpreter finalization can abort the process.
-atexit.register(_close_parser)
 atexit.register(close_writers)
 
 
 class DuckDBDriver(WarehouseDriver):
-    """Managed DuckDB: reads on `read_only` connections, server writes under an exclusive lock."""
+    """Managed DuckDB: reads in read-only transactions, server writes one at a time."""
 
     provider = "duckdb"
     managed = True
+    dialect: ClassVar[Dialect] = DuckDBDialect()
 
     @property
     def path(self) -> Path:
@@ -116,10 +136,9 @@ class DuckDBDriver(WarehouseDriver):
         return Path(self.options["warehouse_dir"]) / "tmp" / self.config.organization_id
 
     def _config(self) -> dict[str, Any]:
-        # The same for every connection to the file (DuckDB refuses a second configuration
-        # of an open database). Memory is capped so a large join or aggregation spills to
-        # disk instead of growing the server process with the number of events.
-        config = dict(_CONFIG)
+        # Memory is capped so a large join or aggregation spills to disk instead of growing
+        # the server process with the number of events.
+        config = dict(CONFIG)
         if self.options.get("memory_limit"):
             config["memory_limit"] = str(self.options["memory_limit"])
             self.temp_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -128,31 +147,41 @@ class DuckDBDriver(WarehouseDriver):
             config["threads"] = int(self.options["threads"])
         return config
 
+    def _open(self) -> _Database:
+        try:
+            return _database(self.path, self._config())
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            raise WarehouseFailure(f"embedded warehouse unreadable: {exc}") from None
+
     @contextlib.contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """An exclusive read-write connection, for the server's own inserts only.
+        """The file's read-write connection in a transaction, for the server's own inserts
+        only; one write at a time (a write waits at most `WRITE_WAIT` seconds).
 
-        It stays open between batches (opening costs ~15 ms) until a reader needs the file.
+        :raises WarehouseFailure: busy, or the file cannot be opened (nothing was written).
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        key = str(self.path)
+        database = self._open()
+        # Only the holder of the lock ever touches (or closes) the writer: a write that gives
+        # up waiting leaves the one in progress alone.
+        if not database.write_lock.acquire(timeout=WRITE_WAIT):
+            raise WarehouseFailure(f"embedded warehouse busy: another write held it for more "
+                                   f"than {WRITE_WAIT:g} s")
         try:
-            with _lock_for(self.path).write(WRITE_WAIT):
-                con = _WRITERS.get(key)
-                if con is None:
-                    con = duckdb.connect(key, config=self._config())
-                    con.execute(_DDL)
-                    _WRITERS[key] = con
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    yield con
-                    con.execute("COMMIT")
-                except BaseException:
+            con = database.writer
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
                     con.execute("ROLLBACK")
-                    raise
-        except (TimeoutError, duckdb.IOException) as exc:
-            _close_writer(key)
-            raise WarehouseFailure(f"embedded warehouse busy or unreadable: {exc}") from None
+                raise
+        except (duckdb.IOException, duckdb.FatalException) as exc:
+            # The file failed under us: reopen it on the next use.
+            _discard(str(self.path), database)
+            raise WarehouseFailure(f"embedded warehouse unreadable: {exc}") from None
+        finally:
+            database.write_lock.release()
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -195,53 +224,68 @@ class DuckDBDriver(WarehouseDriver):
 
     @contextlib.contextmanager
     def reader(self, timeout: float) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A `read_only` connection: the database itself refuses every write."""
-        key = str(self.path)
-        if not self.path.exists():
-            with self.writer():
-                pass
+        """A cursor of its own in a `READ ONLY` transaction, always rolled back: DuckDB itself
+        refuses every write. It waits for no lock (`timeout` bounds the statements, see
+        :meth:`_run`)."""
+        cur = self._open().cursor()
         try:
-            with _lock_for(self.path).read(timeout):
-                # One configuration per file and process: the cached writer must go. No
-                # writer runs while a read lock is held, so closing it here is safe.
-                _close_writer(key)
-                con = duckdb.connect(key, read_only=True, config=self._config())
-                try:
-                    con.execute(f"SET search_path = '{SCHEMA}'")
-                    yield con
-                finally:
-                    con.close()
-        except (TimeoutError, duckdb.IOException, duckdb.ConnectionException) as exc:
-            raise WarehouseFailure(f"embedded warehouse busy or unreadable: {exc}") from None
+            cur.execute(f"SET search_path = '{SCHEMA}'")
+            cur.execute("BEGIN TRANSACTION READ ONLY")
+            yield cur
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            raise WarehouseFailure(f"embedded warehouse unreadable: {exc}") from None
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                cur.execute("ROLLBACK")
+            with contextlib.suppress(duckdb.Error):
+                cur.close()
 
-    def ping(self, *, timeout: float) -> None:
-        with self.reader(timeout) as con:
-            con.execute("SELECT 1").fetchall()
+    @contextlib.contextmanager
+    def _limited(self, con: duckdb.DuckDBPyConnection, timeout: float,
+                 cancel: Cancel | None) -> Iterator[None]:
+        """Interrupt `con`'s statements at `timeout` or once `cancel` is cancelled; say which.
 
-    def check_read_only(self, sql: str) -> None:
+        A watcher polls (every `_POLL` s) and interrupts again until the block ends, so a
+        cancel that lands before DuckDB has started the statement is not lost.
+        """
+        if cancel is not None and cancel.cancelled:
+            raise WarehouseFailure("the query was cancelled", cancelled=True)
+        done = threading.Event()
+        why: list[str] = []
+        deadline = time.monotonic() + timeout
+
+        def watch() -> None:
+            while not done.wait(_POLL):
+                if cancel is not None and cancel.cancelled:
+                    why.append("cancelled")
+                elif time.monotonic() >= deadline:
+                    why.append("timeout")
+                else:
+                    continue
+                con.interrupt()
+
+        watcher = threading.Thread(target=watch, name="levered-duckdb-limit", daemon=True)
+        watcher.start()
         try:
-            statements = _statements(sql)
-        except duckdb.Error as exc:
-            raise SqlRejected(str(exc)) from None
-        if len(statements) != 1:
-            raise NotReadOnly(None if len(statements) > 1 else "nothing")
-        kind = statements[0].type.name
-        if kind != "SELECT":
-            # DuckDB files INSTALL under LOAD: name the statement by the word the user typed.
-            word = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
-            raise NotReadOnly(word if word.isalpha() and word not in ("WITH", "FROM") else kind)
+            yield
+        except duckdb.InterruptException:
+            if why and why[0] == "cancelled":
+                raise WarehouseFailure("the query was cancelled", cancelled=True) from None
+            raise WarehouseFailure(f"query timed out after {timeout:g} s",
+                                   timeout=True) from None
+        finally:
+            done.set()
+            watcher.join()
 
-    def _run(self, con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None,
-             timeout: float) -> duckdb.DuckDBPyConnection:
-        timer = threading.Timer(timeout, con.interrupt)
-        timer.start()
+    def _run(self, con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None
+             ) -> duckdb.DuckDBPyConnection:
         try:
             return con.execute(sql, params or None)
         except duckdb.InterruptException:
-            raise WarehouseFailure(f"query timed out after {timeout:g} s", timeout=True) from None
+            raise
         except duckdb.PermissionException as exc:
             raise NotReadOnly(None, f"The query was refused: {exc}") from None
-        except duckdb.InvalidInputException as exc:
+        except (duckdb.InvalidInputException, duckdb.TransactionException) as exc:
             if "read-only" in str(exc) or "read only" in str(exc):
                 raise NotReadOnly(None, f"The query was refused: {exc}") from None
             raise SqlRejected(str(exc)) from None
@@ -250,16 +294,43 @@ class DuckDBDriver(WarehouseDriver):
             raise SqlRejected(str(exc)) from None
         except duckdb.Error as exc:
             raise WarehouseFailure(str(exc)) from None
-        finally:
-            timer.cancel()
+
+    def ping(self, *, timeout: float) -> None:
+        with self.reader(timeout) as con:
+            con.execute("SELECT 1").fetchall()
+
+    def check_read_only(self, sql: str) -> None:
+        try:
+            parsed = statements(sql)
+        except duckdb.Error as exc:
+            raise SqlRejected(str(exc)) from None
+        if len(parsed) != 1:
+            raise NotReadOnly(None if len(parsed) > 1 else "nothing")
+        kind = parsed[0].type.name
+        if kind != "SELECT":
+            # DuckDB files INSTALL under LOAD: name the statement by the word the user typed.
+            word = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
+            raise NotReadOnly(word if word.isalpha() and word not in ("WITH", "FROM") else kind)
+        try:
+            writes = writing_node(sql)
+        except duckdb.Error as exc:
+            raise SqlRejected(str(exc)) from None
+        if writes is not None:
+            raise NotReadOnly(writes, f"Only a single SELECT or WITH query is allowed; got "
+                                      f"{writes} inside the query.")
 
     def query(self, sql: str, *, limit: int, timeout: float,
-              params: dict[str, Any] | None = None) -> ResultSet:
+              params: dict[str, Any] | None = None, cancel: Cancel | None = None) -> ResultSet:
         started = time.perf_counter()
-        with self.reader(timeout) as con:
-            cur = self._run(con, sql, params, timeout)
+        with self.reader(timeout) as con, self._limited(con, timeout, cancel):
+            cur = self._run(con, sql, params)
             desc = cur.description or []
-            raw = cur.fetchmany(limit + 1)
+            try:
+                raw = cur.fetchmany(limit + 1)
+            except duckdb.InterruptException:
+                raise
+            except duckdb.Error as exc:
+                raise WarehouseFailure(str(exc)) from None
         types = [str(d[1]) for d in desc]
         names = unique_names([d[0] for d in desc])
         rows = [{n: to_json(v, t) for n, v, t in zip(names, row, types, strict=False)} for row in raw[:limit]]
@@ -268,7 +339,8 @@ class DuckDBDriver(WarehouseDriver):
                          elapsed_ms=int((time.perf_counter() - started) * 1000))
 
     def query_columns(self, sql: str, *, limit: int, timeout: float,
-                      params: dict[str, Any] | None = None) -> ColumnSet:
+                      params: dict[str, Any] | None = None,
+                      cancel: Cancel | None = None) -> ColumnSet:
         """The result as numpy columns (``fetchnumpy``): no Python object per value.
 
         Numbers arrive as arrays (HUGEINT and DECIMAL as float64), text as object arrays,
@@ -278,11 +350,13 @@ class DuckDBDriver(WarehouseDriver):
         """
         started = time.perf_counter()
         wrapped = f"SELECT * FROM ({sql}) AS _levered_q LIMIT {int(limit) + 1}"
-        with self.reader(timeout) as con:
-            cur = self._run(con, wrapped, params, timeout)
+        with self.reader(timeout) as con, self._limited(con, timeout, cancel):
+            cur = self._run(con, wrapped, params)
             names = unique_names([d[0] for d in cur.description or []])
             try:
                 raw = list(cur.fetchnumpy().values())
+            except duckdb.InterruptException:
+                raise
             except duckdb.Error as exc:
                 raise WarehouseFailure(str(exc)) from None
         n = len(raw[0]) if raw else 0
@@ -293,8 +367,8 @@ class DuckDBDriver(WarehouseDriver):
     def describe(self, sql: str, *, timeout: float,
                  params: dict[str, Any] | None = None) -> list[dict[str, str]]:
         wrapped = f"SELECT * FROM ({sql}) AS _levered_q LIMIT 0"
-        with self.reader(timeout) as con:
-            desc = self._run(con, wrapped, params, timeout).description or []
+        with self.reader(timeout) as con, self._limited(con, timeout, None):
+            desc = self._run(con, wrapped, params).description or []
         return [{"name": d[0], "type": str(d[1])} for d in desc]
 
     def tables(self, *, timeout: float) -> list[dict[str, Any]]:
@@ -323,9 +397,3 @@ class DuckDBDriver(WarehouseDriver):
                                "AND table_name = ? ORDER BY ordinal_position",
                                [schema, table]).fetchall()
         return [{"name": n, "type": t, "nullable": nullable == "YES"} for n, t, nullable in rows]
-
-    def quote(self, identifier: str) -> str:
-        return '"' + identifier.replace('"', '""') + '"'
-
-    def placeholder(self, name: str) -> str:
-        return f"${name}"

@@ -1,15 +1,15 @@
 """The managed warehouse on PostgreSQL: one database per organization, shared by replicas.
 
 User SQL runs as the organization's read-only role (`pg_provision`); the server writes as
-itself through a small pool (`pg_warehouses`). `provider` is `postgres`, so the training and
-attribution SQL use their PostgreSQL dialect; the API still calls the connection `duckdb`.
+itself through a small pool (`pg_warehouses`). `provider` is `postgres` and the SQL is built with
+the PostgreSQL dialect; the API still calls the connection `duckdb` (`api_provider`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from levered_server.warehouse.base import NotReadOnly, WarehouseFailure
+from levered_server.warehouse.driver_api import NotReadOnly, WarehouseFailure
 from levered_server.warehouse.exposure_writer import COLUMNS as EXPOSURE_COLUMNS
 from levered_server.warehouse.managed_tables import EXPOSURES, SCHEMA, table_of
 from levered_server.warehouse.pg_warehouses import PgWarehouses
@@ -44,7 +44,9 @@ class ManagedPostgresDriver(PostgresDriver):
     """An organization's managed warehouse in its own PostgreSQL database."""
 
     provider = "postgres"
+    driver_name = "managed-postgres"
     managed = True
+    credentials_model = None
 
     @property
     def dataset(self) -> str:

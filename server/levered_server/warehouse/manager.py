@@ -1,7 +1,8 @@
-"""Finding each organization's warehouse driver (stevedore) from its saved connection."""
+"""Finding each organization's warehouse driver (entry points) from its saved connection."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import threading
 from typing import Any
@@ -13,23 +14,86 @@ from levered_server.secretbox import SecretBox
 from levered_server.settings import MANAGED_ENGINES, Settings
 from levered_server.store import Store
 from levered_server.store.models import WarehouseConnection
-from levered_server.warehouse.base import NAMESPACE, ConnectionConfig, WarehouseDriver, WarehouseFailure
+from levered_server.warehouse.driver_api import (
+    CONTRACT_VERSION,
+    ENTRY_POINT_GROUP,
+    LEGACY_ENTRY_POINT_GROUP,
+    ConnectionConfig,
+    DriverNotInstalled,
+    WarehouseDriver,
+    WarehouseFailure,
+)
+from levered_server.warehouse.managed_tables import EXPOSURES, SCHEMA
 
 log = logging.getLogger("levered_server.warehouse")
+# Providers whose drivers ship as extras of levered-server: the command that installs each.
+INSTALL_HINTS = {"bigquery": "pip install 'levered-server[bigquery]'",
+                 "clickhouse": "pip install 'levered-server[clickhouse]'",
+                 "snowflake": "pip install 'levered-server[snowflake]'"}
 _CLASSES: dict[str, type[WarehouseDriver]] = {}
+_BROKEN: dict[str, str] = {}  # provider → why its registered driver cannot be used
 _CLASSES_LOCK = threading.Lock()
 
 
-def driver_classes() -> dict[str, type[WarehouseDriver]]:
-    """Installed drivers by provider name, loaded once through stevedore."""
-    with _CLASSES_LOCK:
-        if not _CLASSES:
-            from stevedore import ExtensionManager
+def _load() -> None:
+    """Read both entry-point groups once: v1 first, a legacy name only if v1 lacks it."""
+    groups = importlib.metadata.entry_points()
+    for group in (ENTRY_POINT_GROUP, LEGACY_ENTRY_POINT_GROUP):
+        for ep in groups.select(group=group):
+            if ep.name in _CLASSES or ep.name in _BROKEN:
+                continue
+            try:
+                cls = ep.load()
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the server
+                _BROKEN[ep.name] = f"the {ep.name} driver ({ep.value}) failed to load: {exc}"
+                log.warning("%s", _BROKEN[ep.name])
+                continue
+            version = getattr(cls, "contract_version", None)
+            if not (isinstance(cls, type) and issubclass(cls, WarehouseDriver)) \
+                    or version != CONTRACT_VERSION:
+                _BROKEN[ep.name] = (f"the {ep.name} driver ({ep.value}) implements driver "
+                                    f"contract {version!r}; this server speaks "
+                                    f"{CONTRACT_VERSION}")
+                log.warning("%s", _BROKEN[ep.name])
+                continue
+            if group == LEGACY_ENTRY_POINT_GROUP:
+                log.warning("the %s driver (%s) is registered under the deprecated entry-point "
+                            "group %s; register it under %s (docs/warehouse-drivers.md)",
+                            ep.name, ep.value, LEGACY_ENTRY_POINT_GROUP, ENTRY_POINT_GROUP)
+            _CLASSES[ep.name] = cls
 
-            mgr: ExtensionManager[Any] = ExtensionManager(NAMESPACE, invoke_on_load=False,
-                                   on_load_failure_callback=lambda *_a: None)
-            _CLASSES.update({ext.name: ext.plugin for ext in mgr})
+
+def driver_classes() -> dict[str, type[WarehouseDriver]]:
+    """Installed drivers by provider name, loaded once from the entry points."""
+    with _CLASSES_LOCK:
+        if not _CLASSES and not _BROKEN:
+            _load()
         return dict(_CLASSES)
+
+
+def known_providers() -> list[str]:
+    """Providers a connection may name: the installed drivers', and those with a known
+    install command."""
+    return sorted(set(driver_classes()) | set(INSTALL_HINTS) | set(_BROKEN))
+
+
+def missing_driver(provider: str) -> str | None:
+    """Why `provider` has no usable driver here, naming the command that installs one; None
+    when it has one."""
+    cls = driver_classes().get(provider)
+    if cls is not None:
+        return cls.missing()
+    if provider in _BROKEN:
+        return _BROKEN[provider]
+    hint = INSTALL_HINTS.get(provider)
+    how = f"; install it with `{hint}`" if hint else \
+        f" (register one under the {ENTRY_POINT_GROUP} entry points)"
+    return f"no {provider} driver is installed on this server{how}"
+
+
+def managed_providers() -> list[str]:
+    """The providers that name the server's own (managed) warehouse (`duckdb` in the API)."""
+    return sorted(name for name, cls in driver_classes().items() if cls.managed)
 
 
 def check_managed_warehouse(settings: Settings) -> None:
@@ -108,17 +172,27 @@ class WarehouseManager:
         if "managed_postgres" in self.options:
             self.options["managed_postgres"].close()
 
+    def driver_class(self, provider: str) -> type[WarehouseDriver] | None:
+        """The class that would serve a connection of `provider` (for the managed warehouse,
+        the engine's per the settings); None when none is installed."""
+        cls = driver_classes().get(provider)
+        if cls is not None and cls.managed:
+            return self._managed_class()
+        return cls
+
     def build(self, config: ConnectionConfig) -> WarehouseDriver:
         """A driver for a connection configuration.
 
-        :raises WarehouseFailure: no driver is installed for the provider.
+        :raises DriverNotInstalled: no usable driver for the provider (the message says how
+            to install one).
         """
-        if config.provider == "duckdb":  # the contract's name of the managed warehouse
+        problem = missing_driver(config.provider)
+        if problem is not None:
+            raise DriverNotInstalled(problem)
+        cls = driver_classes()[config.provider]
+        if cls.managed:  # the managed warehouse, on the engine the settings name
             managed: WarehouseDriver = self.managed(config.organization_id)
             return managed
-        cls = driver_classes().get(config.provider)
-        if cls is None:
-            raise WarehouseFailure(f"no {config.provider} driver is installed on this server")
         return cls(config, options=self.options)
 
     def config_of(self, row: WarehouseConnection) -> ConnectionConfig:
@@ -141,12 +215,15 @@ class WarehouseManager:
         """The organization's managed warehouse, on DuckDB or PostgreSQL per the settings
         (kept even while another provider is used)."""
         config = ConnectionConfig(organization_id=org_id, provider="duckdb", project_id=None,
-                                  dataset_id="managed_dw", exposures_table="managed_dw.exposures",
+                                  dataset_id=SCHEMA, exposures_table=EXPOSURES,
                                   credentials={})
+        return self._managed_class()(config, options=self.options)
+
+    def _managed_class(self) -> type[WarehouseDriver]:
         if self.engine == "postgres":
             from levered_server.warehouse.managed_postgres import ManagedPostgresDriver
 
-            return ManagedPostgresDriver(config, options=self.options)
+            return ManagedPostgresDriver
         from levered_server.warehouse.duckdb_driver import DuckDBDriver
 
-        return DuckDBDriver(config, options=self.options)
+        return DuckDBDriver

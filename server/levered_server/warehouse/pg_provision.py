@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from levered_server.warehouse.base import WarehouseFailure
+from levered_server.warehouse.driver_api import WarehouseFailure
 from levered_server.warehouse.managed_tables import EXPOSURES, REWARDS, SCHEMA
 
 # Bumped when the DDL changes; kept as the schema's comment, so a provisioned database is

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from levered_server.secretbox import SecretBox
-from levered_server.warehouse.base import WarehouseFailure
+from levered_server.warehouse.driver_api import WarehouseFailure
 from levered_server.warehouse.pg_provision import (
     database_name,
     missing_privileges,

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from levered_server.warehouse.base import WarehouseFailure
+from levered_server.warehouse.driver_api import WarehouseFailure
 
 PING_AFTER = 1.0  # seconds; busy connections (a group commit every few ms) skip the check
 

@@ -5,18 +5,59 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from levered_server.warehouse.base import (
+from pydantic import BaseModel, ConfigDict, Field
+
+from levered_server.warehouse.driver_api import (
+    Cancel,
+    Dialect,
     NotReadOnly,
     ResultSet,
     SqlRejected,
     WarehouseDriver,
     WarehouseFailure,
+    hooked,
     pick_table,
 )
 from levered_server.warehouse.sqltext import first_keyword, split_statements
 from levered_server.warehouse.values import to_json, unique_names
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL as psycopg sends it: `%(name)s` parameters, so a literal `%` is doubled."""
+
+    def placeholder(self, name: str) -> str:
+        return f"%({name})s"
+
+    def escape_text(self, sql: str) -> str:
+        return sql.replace("%", "%%")
+
+    def json_text(self, json_expr: str, key: str) -> str:
+        return f"CAST({json_expr} AS jsonb) ->> {key}"
+
+    def json_key(self, json_expr: str) -> str:
+        return f"CAST({json_expr} AS jsonb)"
+
+    # approx_distinct: the default exact count(DISTINCT …); PostgreSQL has no built-in sketch.
+
+    def holdout_bucket(self, prefix: str, text_expr: str) -> str:
+        digest = f"sha256(convert_to({self.literal(prefix)} || {text_expr}, 'UTF8'))"
+        big = " + ".join(f"get_byte({digest}, {i})::numeric * {256 ** (7 - i)}" for i in range(8))
+        return f"mod({big}, 10000)"
+
+
+class PostgresCredentials(BaseModel):
+    """`credentials` of a PostgreSQL connection (API.md 10.1)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    host: str = Field(min_length=1)
+    port: int = Field(5432, ge=1, le=65535)
+    database: str = Field(min_length=1)
+    username: str = Field(min_length=1)
+    password: str | None = None
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
 
 
 class PostgresDriver(WarehouseDriver):
@@ -24,6 +65,12 @@ class PostgresDriver(WarehouseDriver):
 
     provider = "postgres"
     managed = False
+    dialect: ClassVar[Dialect] = PostgresDialect()
+    credentials_model: ClassVar[type[BaseModel] | None] = PostgresCredentials
+
+    @classmethod
+    def default_dataset(cls, credentials: dict[str, Any]) -> str | None:
+        return "public"
 
     @property
     def dataset(self) -> str:
@@ -77,14 +124,18 @@ class PostgresDriver(WarehouseDriver):
             return SqlRejected(text)
         return WarehouseFailure(text)
 
-    def _execute(self, conn: Any, sql: str, params: Any = None) -> Any:
+    def _execute(self, conn: Any, sql: str, params: Any = None, *,
+                 cancel: Cancel | None = None) -> Any:
         import psycopg
 
         cur = conn.cursor()
         try:
             cur.execute(sql, params)
         except psycopg.Error as exc:
-            raise self._failure(getattr(exc, "sqlstate", None) or "", str(exc).strip()) from None
+            state = getattr(exc, "sqlstate", None) or ""
+            if state == "57014" and cancel is not None and cancel.cancelled:
+                raise WarehouseFailure("the query was cancelled", cancelled=True) from None
+            raise self._failure(state, str(exc).strip()) from None
         return cur
 
     def ping(self, *, timeout: float) -> None:
@@ -120,13 +171,16 @@ class PostgresDriver(WarehouseDriver):
         return [names.get(d.type_code, "UNKNOWN").upper() for d in desc]
 
     def query(self, sql: str, *, limit: int, timeout: float,
-              params: dict[str, Any] | None = None) -> ResultSet:
+              params: dict[str, Any] | None = None, cancel: Cancel | None = None) -> ResultSet:
         started = time.perf_counter()
         with self._connect(timeout) as conn:
-            cur = self._execute(conn, sql, params)
-            desc = cur.description or []
-            types = self._types(conn, desc)
-            raw = cur.fetchmany(limit + 1)
+            # The session's statement_timeout stops it at `timeout`; a cancel sends
+            # PostgreSQL's cancel request (the statement fails with query_canceled).
+            with hooked(cancel, conn.cancel):
+                cur = self._execute(conn, sql, params, cancel=cancel)
+                desc = cur.description or []
+                types = self._types(conn, desc)
+                raw = cur.fetchmany(limit + 1)
         names = unique_names([d.name for d in desc])
         rows = [{n: to_json(v, t) for n, v, t in zip(names, row, types, strict=False)} for row in raw[:limit]]
         return ResultSet(columns=[{"name": n, "type": t} for n, t in zip(names, types, strict=False)],
@@ -170,9 +224,3 @@ class PostgresDriver(WarehouseDriver):
                                  "AND table_name = %s ORDER BY ordinal_position",
                                  (schema, table)).fetchall()
         return [{"name": n, "type": t.upper(), "nullable": x == "YES"} for n, t, x in rows]
-
-    def quote(self, identifier: str) -> str:
-        return '"' + identifier.replace('"', '""') + '"'
-
-    def placeholder(self, name: str) -> str:
-        return f"%({name})s"

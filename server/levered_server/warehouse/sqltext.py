@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _TOKEN = re.compile(
     r"""
@@ -43,11 +44,12 @@ def first_keyword(statement: str) -> str | None:
     return None
 
 
-def bind_start_date(sql: str, placeholder: str, *, escape_percent: bool = False
-                    ) -> tuple[str, bool]:
+def bind_start_date(sql: str, placeholder: str, *,
+                    escape: Callable[[str], str] | None = None) -> tuple[str, bool]:
     """Replace the `@start_date` token (outside literals and comments) with a placeholder.
 
-    :param escape_percent: double every `%` (psycopg parses `%` when parameters are sent).
+    :param escape: applied to the rest of the text when the token occurs (the dialect's
+        `escape_text`: psycopg parses `%` when parameters are sent).
     :returns: the new text, and whether the token occurred (when not, the text is unchanged).
     """
     parts, found = [], False
@@ -59,15 +61,18 @@ def bind_start_date(sql: str, placeholder: str, *, escape_percent: bool = False
             parts.append(m.group())
     if not found:
         return sql, False
-    if escape_percent:
-        parts = [p if p == placeholder else p.replace("%", "%%") for p in parts]
+    if escape is not None:
+        parts = [p if p == placeholder else escape(p) for p in parts]
     return "".join(parts), True
 
 
 def strip_trailing_semicolon(sql: str) -> str:
-    """Drop one trailing `;` (and whitespace) so the query can be wrapped."""
+    """Drop one trailing `;` (and whitespace) so the query can be wrapped; a query that ends
+    in a `--` comment keeps a line break, so what is wrapped around it is not commented out."""
     statements = split_statements(sql)
     if len(statements) != 1:
         return sql
     body = sql.rstrip()
-    return body[:-1].rstrip() if body.endswith(";") else body
+    body = body[:-1].rstrip() if body.endswith(";") else body
+    last = [m.lastgroup for m in _TOKEN.finditer(body) if not m.group().isspace()][-1:]
+    return body + "\n" if last == ["line"] else body

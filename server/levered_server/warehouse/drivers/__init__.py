@@ -1,0 +1,18 @@
+"""Drivers for warehouses reached through their vendor's Python client, shipped as extras.
+
+Each module imports its client library only when it connects, so it registers (and can name
+the missing extra) without it: ``pip install 'levered-server[clickhouse]'``, ``[snowflake]``,
+``[bigquery]``. docs/warehouse-drivers.md has each one's read-only layers and test engine.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+
+def client_version(distribution: str) -> str:
+    """The installed version of a vendor client (shown as the connection's driver version)."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
