@@ -50,7 +50,8 @@ _levered() {
         elif [ "${cur#-}" != "$cur" ]; then candidates="$REPLY"
         else COMPREPLY=( $(compgen -f -- "$cur") ); return 0; fi ;;
     *) if [ "${cur#-}" != "$cur" ]; then
-         if [ -z "$path" ]; then candidates="__GLOBAL_OPTIONS__"; else candidates="-h --help"; fi
+         if [ -z "$path" ]; then candidates="__GLOBAL_OPTIONS__"
+         else case " $REPLY" in *" -"*) candidates="$REPLY" ;; *) candidates="-h --help" ;; esac; fi
        else candidates="$REPLY"; fi ;;
   esac
   COMPREPLY=()
@@ -89,7 +90,10 @@ def tree(manifest: dict[str, Any], options: dict[str, list[str]]) -> dict[str, l
             nodes.setdefault(" ".join(words[:depth + 1]), [])
         nodes.setdefault(" ".join(words[:-1]), []).append(words[-1])
     result = {path: sorted(set(words)) for path, words in nodes.items()}
-    result.update(options)
+    for path, strings in options.items():
+        # A command that also begins longer ones (`env` and `env use`): its next words first, so
+        # the script keeps descending, then its own options.
+        result[path] = result.get(path, []) + strings
     return result
 
 

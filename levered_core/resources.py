@@ -209,6 +209,11 @@ class Warehouse(_Resource):
 
     path = "/api/v2/warehouse"
 
+    def connection(self) -> Any:
+        """The organization's warehouse connection (documented; ``connection`` is null when
+        there is none)."""
+        return self.client.get(self.path + "/connections")
+
     @extension
     def status(self) -> Any:
         """Check the connection."""

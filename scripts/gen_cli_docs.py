@@ -32,6 +32,37 @@ LEVERED = str(pathlib.Path(sys.executable).with_name("levered"))
 FACTORS = ('[{"name": "headline", "levels": ["Ship faster", "Build better", "Scale up"]}, '
            '{"name": "cta_text", "levels": ["Get started", "Try it free"]}]')
 SQL = "SELECT anonymous_id, timestamp_utc FROM rewards WHERE name = 'signup' AND timestamp_utc >= @start_date"
+GUARD_SQL = "SELECT anonymous_id, timestamp_utc FROM rewards WHERE name = 'purchase' AND timestamp_utc >= @start_date"
+#: The last section, the same for every command: written as is (no command runs for it).
+FAILURES = """## Timeouts, lost connections and retries
+
+Each request has a connect timeout of 5 s and a read timeout of `timeout` seconds: the config key
+(default 30, 1–600; `levered config set timeout 120`, or `"timeout"` in the site config), not a
+flag or an environment variable. The read timeout is how long the CLI waits for the server to
+start answering, or for the next part of its answer. A command that needs longer (a heavy
+`warehouse query`) needs a larger `timeout`, and the server's own query timeout
+(`LEVERED_QUERY_TIMEOUT_SECONDS`, docs/server.md) must allow it too: keep the CLI's above the
+server's, so that a slow query ends with the server's message rather than the CLI's.
+
+What the CLI says depends on whether the request left this machine and whether it changes
+something. `GET` requests (and `warehouse query`, a read-only `POST`) may be sent again;
+`POST`, `PATCH`, `PUT` and `DELETE` never are, because the server may already have applied them.
+
+| what happened | `GET`, `warehouse query` | `POST`, `PATCH`, `PUT`, `DELETE` |
+| --- | --- | --- |
+| no connection (refused, unknown host, none within 5 s, TLS failure): nothing was sent | retried 3 times (after 0.5, 1, 2 s), then `cannot reach <url>: <reason>` | `cannot reach <url>: <reason>`; safe to run again |
+| sent, then the connection was reset or closed before the answer | retried 3 times, then `the connection to <url> was lost after GET <path> was sent (<why>), 4 attempts: try again` | ``the connection to <url> was lost after POST <path> was sent (<why>); it may have been applied on the server: check with `<command>` before retrying`` |
+| sent, no answer within `timeout` | not retried: ``the request to GET <path> timed out after 30 s (raise the limit with `levered config set timeout SECONDS`)`` | ``the request to POST /api/v2/warehouse/metrics timed out after 30 s; it may have been applied on the server: check with `levered metrics list` before retrying (raise the limit with …)`` |
+| `429` rate limited, `503` busy | retried 3 times, waiting `Retry-After` (at most 60 s each), then `<message> (<code>, <request_id>); still rate limited after 4 attempts` | not retried: `<message> (<code>, <request_id>); retry in <Retry-After> s` |
+
+Each is one `Error:` line and exit code 1 (error from the API or the network; the codes are in
+the README and `levered help exit-codes`); `--debug` adds the traceback and logs every request.
+The command to check with is the one that shows what the failed command changes: `metrics list`
+for `metrics create|delete`, `optimizations list` for `optimizations create`, `optimizations show
+<id>` for `optimizations update|archive`, `models list` for `models create|train|delete`, `auth
+api-keys list` for `auth api-keys create|revoke`; a command that names none (`serve`) says to check
+whether it was applied. A plugin's command names its own (`check_command`, docs/plugins.md).
+"""
 
 
 @functools.cache
@@ -95,6 +126,11 @@ def walkthrough(s: Session, data_dir: str, port: int) -> None:
     s.run("config", "get", "environment")
     s.section("config list")
     s.run("config", "list")
+    s.section("env use", "The same setting as `config set environment`: it selects the default API URL (and the auth "
+                         "file) of prod, testing or local.")
+    s.run("env", "use", "local")
+    s.section("env")
+    s.run("env")
     s.heading("The local server (levered-server)")
     s.section("server start", "Starts in the background; `--demo` also seeds data and runs a traffic simulator.")
     s.run("server", "start", "--port", str(port), "--data-dir", data_dir)
@@ -129,6 +165,8 @@ def walkthrough(s: Session, data_dir: str, port: int) -> None:
     s.section("auth api-keys revoke")
     s.run("auth", "api-keys", "revoke", keys[0]["id"][:8], "-y")
     s.heading("Warehouse")
+    s.section("warehouse connection")
+    s.run("warehouse", "connection")
     s.section("warehouse status")
     s.run("warehouse", "status")
     api(url, key, "POST", "/api/v2/ingest/rewards", {"events": [
@@ -152,7 +190,9 @@ def walkthrough(s: Session, data_dir: str, port: int) -> None:
     s.run("metrics", "list")
     s.section("metrics preview")
     s.run("metrics", "preview", metric["id"][:8], "--limit", "3")
-    optimizations(s, url, key, metric["id"])
+    guard = json.loads(s.run("metrics", "create", "--name", "Purchases", "--sql", GUARD_SQL, "--anonymous-id-col",
+                             "anonymous_id", "--timestamp-col", "timestamp_utc", "--json", show=False))
+    optimizations(s, url, key, metric["id"], guard["id"])
     s.heading("Plugins")
     s.section("plugins list")
     s.run("plugins", "list", "-c", "group", "-c", "distribution", "-c", "status", "-c", "commands")
@@ -165,11 +205,16 @@ def walkthrough(s: Session, data_dir: str, port: int) -> None:
     s.run("server", "stop", "--data-dir", data_dir)
 
 
-def optimizations(s: Session, url: str, key: str, metric_id: str) -> None:
+def optimizations(s: Session, url: str, key: str, metric_id: str, guard_id: str) -> None:
     s.heading("Optimizations")
-    s.section("optimizations create", "JSON flags accept inline JSON or `@file.json`.")
+    s.section("optimizations create", "JSON flags accept inline JSON or `@file.json`. `--guardrail METRIC_ID[:higher|lower"
+                                      "[:TOLERANCE]]` (repeatable) names a metric the optimization must not harm, "
+                                      "`--guardrail-metric-ids ID,ID` several with the defaults (higher is better, "
+                                      "tolerance 0), and `--auto-stop` stops it when one is violated (server "
+                                      "extensions: see `optimizations guardrails`).")
     s.run("optimizations", "create", "--name", "Landing Page Hero", "--design-factors", FACTORS,
-          "--reward-metric-id", metric_id[:8], "--context-factors", '[{"name": "country"}, {"name": "device_type"}]')
+          "--reward-metric-id", metric_id[:8], "--context-factors", '[{"name": "country"}, {"name": "device_type"}]',
+          "--guardrail", f"{guard_id[:8]}:higher:0.02", "--auto-stop")
     opt = json.loads(s.run("optimizations", "list", "--json", show=False))["optimizations"][0]
     short = opt["id"][:8]
     s.section("optimizations list")
@@ -201,6 +246,26 @@ def optimizations(s: Session, url: str, key: str, metric_id: str) -> None:
     s.section("optimizations results", "The text for people, then `--json`: the API object it is made from.")
     s.run("optimizations", "results", short)
     s.run("optimizations", "results", short, "--json")
+    s.section("optimizations progress", "Days live, exposures and users per variant, the current best's traffic, and "
+                                        "`estimated_progress`: how far the model is from calling a winner (docs/api.md "
+                                        "6.9).")
+    s.run("optimizations", "progress", short)
+    s.section("optimizations lift-history", "One point per day a training run published (docs/api.md 6.10).")
+    s.run("optimizations", "lift-history", short)
+    s.section("optimizations guardrails", "Bandit traffic against the holdout on each guardrail metric, judged by an "
+                                          "always-valid sequential test (mSPRT, docs/api.md 6.11 and 16.6): `pending` "
+                                          "below 100 users per arm, then `ok` or `violated`; with `--auto-stop` a "
+                                          "violation completes the optimization on the baseline, and `show`, `results` "
+                                          "and the dashboard say so.")
+    s.run("optimizations", "guardrails", short)
+    s.section("optimizations report-data", "`--json` (or the default format) prints the whole pack, described field by "
+                                           "field in [report-data.md](report-data.md); `--format csv --out DIR` "
+                                           "writes one tidy table per file:")
+    with tempfile.TemporaryDirectory() as out:
+        s.run("optimizations", "report-data", short, "--format", "csv", "--out", out + "/hero")
+        s.parts[-1] = s.parts[-1].replace(out, "/tmp/report")
+    s.section("metrics usage", "Where a metric is used: reward of which optimizations, guardrail of which.")
+    s.run("metrics", "usage", guard_id[:8])
     s.section("dashboard", "Interactive (Textual); `--once` prints one frame, for scripts:")
     s.run("dashboard", "--once")
     s.section("optimizations observations")
@@ -240,7 +305,7 @@ def main() -> int:
     header = ("# Command reference\n\nGenerated by `scripts/gen_cli_docs.py` from a real server; do not edit by "
               "hand. Every command also takes `--json` (the API object on stdout), `--api-url URL` and `--debug`; "
               "listers take cliff's `-f` and `-c`.\n\n")
-    args.output.write_text(header + "\n".join(session.parts))
+    args.output.write_text(header + "\n".join([*session.parts, FAILURES]))
     print(f"wrote {args.output} ({len(session.documented)} commands)")
     return 0
 

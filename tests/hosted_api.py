@@ -94,6 +94,9 @@ CREATED_STATUS = {("POST", "/api/v2/optimizations"): 201, ("POST", "/api/v2/ware
 UNDOCUMENTED = [
     ("PATCH", f"/api/v2/optimizations/{OID}"), ("GET", f"/api/v2/optimizations/{OID}/results"),
     ("GET", f"/api/v2/optimizations/{OID}/observations"), ("POST", f"/api/v2/optimizations/{OID}/model"),
+    ("GET", f"/api/v2/optimizations/{OID}/progress"), ("GET", f"/api/v2/optimizations/{OID}/lift-history"),
+    ("GET", f"/api/v2/optimizations/{OID}/guardrails"), ("GET", f"/api/v2/optimizations/{OID}/report-data"),
+    ("GET", f"/api/v2/warehouse/metrics/{METRIC}/usage"),
     ("GET", f"/api/v2/models/{MID}"), ("GET", f"/api/v2/models/{MID}/state"),
     ("GET", f"/api/v2/warehouse/metrics/{METRIC}"), ("GET", f"/api/v2/warehouse/metrics/{METRIC}/preview"),
     ("DELETE", f"/api/v2/warehouse/metrics/{METRIC}"), ("GET", "/api/v2/warehouse/status"),

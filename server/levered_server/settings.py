@@ -45,10 +45,24 @@ def _scale(raw: str) -> float:
     return value
 
 
+def _stall_ms(value: str) -> float:
+    ms = float(value)
+    if not 0 <= ms <= 10_000:
+        raise ValueError(f"expected 0 (off) to 10000 ms, got {value!r}")
+    return ms
+
+
 def _seconds(value: str) -> float:
     n = float(value)
     if not 0 <= n <= 60:
         raise ValueError(f"must be 0-60 seconds: {value!r}")
+    return n
+
+
+def _timeout(value: str) -> float:
+    n = float(value)
+    if not 0 < n <= 3600:
+        raise ValueError(f"must be more than 0 and at most 3600 seconds: {value!r}")
     return n
 
 
@@ -125,6 +139,20 @@ class Settings:
     # 0: a serve is acknowledged once its lock and exposure are committed (services/serve_log).
     # > 0: acknowledged at once and committed every that many seconds (a crash loses them).
     serve_write_behind_seconds: float = 0.0
+    # > 0: log event-loop stalls and serve commits longer than this many ms (stalls.py).
+    stall_trace_ms: float = 0.0
+    # Slow and careless clients (protocol.py, limits.py; docs/server.md "Limits"): connections
+    # held (at most the file limit less a reserve), requests in flight, how long the headers
+    # and a whole request may take to arrive, idle keep-alive, the graceful shutdown's wait,
+    # and the request-body bytes in flight across the server.
+    max_connections: int = 4096
+    max_requests_in_flight: int = 1024
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keep_alive_seconds: float = 75.0
+    shutdown_timeout_seconds: float = 30.0
+    body_budget_mb: int = 16
+    body_budget_wait_seconds: float = 10.0
     secret_key: str | None = None
     # The secret key from a file (a mounted secret), and older keys that still open stored
     # credentials during a rotation (secretbox.py, keycheck.py).
@@ -135,6 +163,9 @@ class Settings:
     replica_id: str | None = None
     log_level: str = "info"
     access_log: bool = True
+    # Users' own warehouse queries (query, table and metric previews) stop after this many
+    # seconds: below the CLI's default HTTP timeout (30 s), so the user reads why.
+    warehouse_query_timeout_seconds: float = 20.0
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -203,8 +234,18 @@ _ENV: dict[str, tuple[str, Any]] = {
     "LEVERED_SECRET_KEY_PREVIOUS": ("secret_key_previous", _list),
     "LEVERED_REPLICA_ID": ("replica_id", _replica_id),
     "LEVERED_SERVE_WRITE_BEHIND_SECONDS": ("serve_write_behind_seconds", _seconds),
+    "LEVERED_STALL_TRACE_MS": ("stall_trace_ms", _stall_ms),
+    "LEVERED_MAX_CONNECTIONS": ("max_connections", _threads),
+    "LEVERED_MAX_REQUESTS_IN_FLIGHT": ("max_requests_in_flight", _threads),
+    "LEVERED_HEADER_TIMEOUT_SECONDS": ("header_timeout_seconds", _timeout),
+    "LEVERED_BODY_TIMEOUT_SECONDS": ("body_timeout_seconds", _timeout),
+    "LEVERED_KEEP_ALIVE_SECONDS": ("keep_alive_seconds", _timeout),
+    "LEVERED_SHUTDOWN_TIMEOUT_SECONDS": ("shutdown_timeout_seconds", _timeout),
+    "LEVERED_BODY_BUDGET_MB": ("body_budget_mb", _threads),
+    "LEVERED_BODY_BUDGET_WAIT_SECONDS": ("body_budget_wait_seconds", _timeout),
     "LEVERED_LOG_LEVEL": ("log_level", str),
     "LEVERED_ACCESS_LOG": ("access_log", _bool),
+    "LEVERED_WAREHOUSE_QUERY_TIMEOUT_SECONDS": ("warehouse_query_timeout_seconds", _timeout),
 }
 
 

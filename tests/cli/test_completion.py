@@ -17,6 +17,16 @@ CASES = {
     ("levered", "help", "config", "l"): ["list"],
     ("levered", "config", "get", "--js"): ["--json"],
     ("levered", "--ver"): ["--verbose", "--version"],
+    ("levered", "optimizations", "lift"): ["lift-history"],
+    ("levered", "optimizations", "g"): ["guardrails"],
+    ("levered", "optimizations", "pro"): ["progress"],
+    ("levered", "optimizations", "rep"): ["report-data"],
+    ("levered", "optimizations", "create", "--guard"): ["--guardrail", "--guardrail-metric-ids"],
+    ("levered", "optimizations", "report-data", "--f"): ["--format"],
+    ("levered", "metrics", "u"): ["usage"],
+    ("levered", "en"): ["env"],
+    ("levered", "env", ""): ["use", "--help", "--json", "-h"],  # a command that also begins `env use`
+    ("levered", "env", "--j"): ["--json"],
 }
 PROBE = """
 probe() { COMP_WORDS=("$@"); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); COMPREPLY=(); _levered;

@@ -289,7 +289,7 @@ def test_install_reports_what_is_installed_already_and_what_is_not_a_plugin(cli)
     run_ = cli("plugins", "install", "levered_config", "requests")
     assert run_.exit_code == 0, run_.stderr
     assert run_.stdout.splitlines() == [
-        "Already installed config (levered-config 0.1.0): loaded, 3 commands",
+        "Already installed config (levered-config 0.1.0): loaded, 5 commands",
         "requests is not a levered plugin: it declares no command group and no command hook"]
     assert [p["change"] for p in cli("plugins", "install", "levered-config", "--json").json["installed"]] == [
         "already installed"]

@@ -188,7 +188,7 @@ def test_problems_found_locally_exit_2_with_one_line_and_send_nothing(probe, cli
 
 
 def test_a_new_user_with_a_short_password_exits_2_and_is_not_created(cli, tmp_path):
-    data = ["--data-dir", str(tmp_path / "data")]
+    data = ["--data-dir", str(tmp_path / "data"), "--init"]
     short = cli("server", "user", "create", "bob@acme.test", "--password-stdin", *data, input="short\n")
     assert short.exit_code == 2 and len(short.stderr.splitlines()) == 1, short.stderr
     assert short.stderr == ("Error: the password needs at least 8 characters; the user was not created: run the "

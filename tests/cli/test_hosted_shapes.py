@@ -73,6 +73,14 @@ UNDOCUMENTED = {
     "optimizations observations": (("optimizations", "observations", OID), ["(none)"]),
     "models state": (("models", "state", MID), ["Model         - (-, -)", "Optimization  -", "Version       -"]),
     "models create": (("models", "create", OID), ["Created model - (-, untrained)"]),
+    "optimizations progress": (("optimizations", "progress", OID), ["Progress of - (-)", "Exposures      - (- users; "
+                                                                     "holdout - exposures, - users)"]),
+    "optimizations lift-history": (("optimizations", "lift-history", OID), [
+        "No lift history for - yet: a point is kept per day a training run publishes."]),
+    "optimizations guardrails": (("optimizations", "guardrails", OID), [
+        "Guardrails of - (-; auto-stop off; test -, alpha -)"]),
+    "optimizations report-data": (("optimizations", "report-data", OID), ['  "meta": {']),
+    "metrics usage": (("metrics", "usage", METRIC), ["(none)"]),
     "metrics preview": (("metrics", "preview", METRIC), ["(none)"]),
     "metrics delete": (("metrics", "delete", METRIC, "-y"), [f"Deleted metric {METRIC}"]),
     "warehouse status": (("warehouse", "status"), ["Provider   -", "Status     -"]),

@@ -53,7 +53,7 @@ def test_plugins_list_shows_each_group_its_distribution_and_status(cli):
     groups = groups_of(run)
     assert groups["config"]["distribution"] == "levered-config"
     assert groups["config"]["status"] == "loaded" and groups["config"]["error"] is None
-    assert groups["config"]["commands"] == ["config get", "config list", "config set"]
+    assert groups["config"]["commands"] == ["config get", "config list", "config set", "env", "env use"]
     assert isinstance(groups["config"]["editable"], bool)
     assert groups["config"]["location"].endswith(("levered-config", "site-packages"))
     assert groups["plugins"]["distribution"] == "levered"

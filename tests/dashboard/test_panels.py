@@ -55,6 +55,20 @@ def test_lift_panel_has_measured_lift_policy_and_ceiling(item):
     assert "Sample ratio         ok (p = 0.54)" in text
 
 
+def test_lift_panel_draws_the_stored_lift_history_and_a_guardrail_stop(item):
+    assert not any("Lift history" in line for line in panels.lift_lines(item, 76))  # a server without it
+    item.lift_history = {"points": [{"date": f"2026-11-{d:02d}", "policy_lift_percent": lift,
+                                     "best_lift_percent": lift + 2} for d, lift in ((18, 1.0), (19, 5.0), (20, 9.0))]}
+    item.guardrails = {"guardrails": [], "stop_reason": {
+        "metric_name": "Retained", "lift_percent": -12.5, "p_value": 0.004, "stopped_at": "2026-11-21T12:00:00Z"}}
+    lines = panels.lift_lines(item, 76)
+    policy = next(line for line in lines if line.startswith("Lift history (policy)"))
+    assert "▁" in policy and "█" in policy and "+9.0% (3 day(s))" in policy
+    assert any(line.startswith("Lift history (best  )") and "+11.0%" in line for line in lines)
+    assert any(line.startswith("STOPPED by guardrail Retained: lift -12.5%, p = 0.004") for line in lines)
+    assert all(len(line) <= 76 for line in lines)
+
+
 def test_a_sample_ratio_mismatch_is_called_out(item):
     item.results["srm"] = {"p_value": 0.0001, "ok": False}
     assert any("MISMATCH" in line for line in panels.lift_lines(item, 76))

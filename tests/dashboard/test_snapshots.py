@@ -135,3 +135,19 @@ def test_trained_detail_wide_160x48(snap_compare: Callable[..., bool], trained: 
     """Every panel of a trained model side by side."""
     app = trained_dashboard(trained, open_id=OPT_ID)
     assert snap_compare(app, terminal_size=(160, 48), run_before=settle)
+
+
+def test_trained_detail_with_lift_history_and_a_guardrail_stop(snap_compare: Callable[..., bool],
+                                                              trained: StubAPI) -> None:
+    """The Lift panel with the stored daily lift as sparklines and a guardrail's automatic stop
+    (server extensions: the screens above come from a server without them)."""
+    points = [{"date": f"2026-11-{day:02d}", "policy_lift_percent": lift, "best_lift_percent": lift * 1.3}
+              for day, lift in zip(range(8, 22), (0, 2, 1, 4, 6, 5, 8, 9, 11, 10, 12, 14, 13, 14.8), strict=True)]
+    trained.add("GET", f"/api/v2/optimizations/{OPT_ID}/lift-history", 200,
+                {"optimization_id": OPT_ID, "points": points})
+    trained.add("GET", f"/api/v2/optimizations/{OPT_ID}/guardrails", 200, {
+        "optimization_id": OPT_ID, "guardrails": [], "auto_stop": True, "stop_reason": {
+            "metric_name": "Revenue per user", "lift_percent": -6.2, "p_value": 0.003,
+            "stopped_at": "2026-11-21T11:00:00Z"}})
+    app = trained_dashboard(trained, open_id=OPT_ID)
+    assert snap_compare(app, terminal_size=(160, 48), run_before=settle)

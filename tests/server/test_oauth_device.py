@@ -150,7 +150,7 @@ def test_levered_server_user_create(tmp_path):
 
     data = str(tmp_path / "data")
     made = run_cli("server", "user", "create", "lin@acme.test", "--org", "Acme", "--create-org",
-                   "--password-stdin", "--data-dir", data, "--json", home=tmp_path,
+                   "--password-stdin", "--data-dir", data, "--init", "--json", home=tmp_path,
                    input="correct horse battery\n")
     assert made.exit_code == 0, made.stderr
     assert made.json["created"] is True and made.json["organization_name"] == "Acme"

@@ -26,6 +26,8 @@ class WhoAmI(ShowOne):
 class CreateApiKey(Command):
     """Create an API key for automation (the secret is shown once)"""
 
+    check_command = "levered auth api-keys list"
+
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("--name", required=True, help="what the key is for, e.g. checkout-backend")
@@ -50,6 +52,8 @@ class ListApiKeys(Lister):
 
 class RevokeApiKey(Command):
     """Revoke an API key immediately"""
+
+    check_command = "levered auth api-keys list"
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)

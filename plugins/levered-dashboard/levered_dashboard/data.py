@@ -1,7 +1,8 @@
 """One round of read-only requests, and what the dashboard knows between rounds.
 
 A round is ``GET /api/v2/optimizations?limit=100`` and, for each optimization listed, its
-results and its model's state (docs/api.md 6.2, 6.6, 8.4). No Textual here: the app calls
+results and its model's state (docs/api.md 6.2, 6.6, 8.4), and, where the server offers them
+(extensions, 6.10 and 6.11), its lift history and its guardrails as configured. No Textual here: the app calls
 :func:`fetch_round` from a worker thread, ``--once`` calls it directly.
 
 A failure that concerns the whole server (unreachable, credential refused) ends the round and
@@ -36,6 +37,10 @@ class Item:
     results_error: str | None = None
     #: why ``state`` is missing or stale
     state_error: str | None = None
+    #: the model's daily lift estimates (server extension; ``None`` where the server has none)
+    lift_history: dict[str, Any] | None = None
+    #: the guardrails as configured and any automatic stop (server extension, no evaluation)
+    guardrails: dict[str, Any] | None = None
 
     @property
     def id(self) -> str:
@@ -101,7 +106,20 @@ def _fetch_item(client: LeveredClient, optimization: dict[str, Any], previous: I
         item.state, item.state_error = _fetch_part(lambda: client.models.state(model_id), item.state)
     else:
         item.state, item.state_error = None, "no model: it was deleted (`levered models create`)"
+    item.lift_history = _extension(lambda: client.optimizations.lift_history(item.id), "points")
+    item.guardrails = _extension(lambda: client.optimizations.guardrails(item.id, evaluate=False), "guardrails")
     return item
+
+
+def _extension(call: Any, key: str) -> dict[str, Any] | None:
+    """The body of a server extension, or ``None`` where the server lacks it or answers oddly."""
+    try:
+        body = call()
+    except LeveredError as exc:
+        if _fatal(exc):
+            raise
+        return None
+    return body if isinstance(body, dict) and isinstance(body.get(key), list) else None
 
 
 def fetch_round(client: LeveredClient, previous: Snapshot, clock: Callable[[], float] = time.time) -> Snapshot:

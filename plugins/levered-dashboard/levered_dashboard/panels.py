@@ -129,6 +129,7 @@ def lift_lines(item: Item, width: int, now: dt.datetime | None = None) -> list[s
     progress = stats.get("estimated_progress")
     tail = f"  progress {fraction(progress, 0)}" if progress is not None else ""
     lines += [f"Lift now (policy)    {now_lift}", f"Lift best variant    {best_lift}{tail}"]
+    lines += history_lines(item, width) + stop_lines(item, now)
     srm = item.results.get("srm") or {}
     if srm.get("ok") is False:
         lines.append(f"Sample ratio         MISMATCH (p = {srm.get('p_value', 0):.2g}): do not trust the measured lift")
@@ -139,6 +140,35 @@ def lift_lines(item: Item, width: int, now: dt.datetime | None = None) -> list[s
     if item.results_error:
         lines.append(f"(last results {item.results_error})")
     return lines
+
+
+def history_lines(item: Item, width: int) -> list[str]:
+    """Sparklines of the stored daily lift estimates (none where the server keeps no history)."""
+    points = (item.lift_history or {}).get("points") or []
+    if not points:
+        return []
+    days = points[-max(4, width - 36):]
+    lines = []
+    for label, key in (("policy", "policy_lift_percent"), ("best", "best_lift_percent")):
+        values = [p.get(key) for p in days]
+        known = [v for v in values if v is not None]
+        if known:
+            # Scaled between the smallest and largest day; the smallest still draws (▁), not blank.
+            floor, span = min(known), (max(known) - min(known)) or 1.0
+            drawn = views.sparkline([v - floor + span / 8 for v in known], span * 9 / 8)
+            lines.append(f"Lift history ({label:<6}) {drawn}  {percent(known[-1], signed=True)} "
+                         f"({len(days)} day(s))")
+    return lines
+
+
+def stop_lines(item: Item, now: dt.datetime | None = None) -> list[str]:
+    """Why a guardrail stopped the optimization, if one did."""
+    reason = (item.guardrails or {}).get("stop_reason")
+    if not reason:
+        return []
+    name = reason.get("metric_name") or short_id(reason.get("metric_id"))
+    return [f"STOPPED by guardrail {name}: lift {percent(reason.get('lift_percent'), signed=True)}, "
+            f"p = {reason.get('p_value', 0):.2g} ({ago(reason.get('stopped_at'), now)})"]
 
 
 @_safe

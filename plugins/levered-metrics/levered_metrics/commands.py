@@ -1,4 +1,4 @@
-"""``levered metrics …``: list, create, preview, delete."""
+"""``levered metrics …``: list, create, preview, delete, usage."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ class ListMetrics(Lister):
 
 class CreateMetric(Command):
     """Create a metric: SQL returning reward events"""
+
+    check_command = "levered metrics list"
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -90,6 +92,8 @@ def _named(client: Any, metric_id: str) -> str:
 class DeleteMetric(Command):
     """Delete a metric (refused while a live optimization uses it)"""
 
+    check_command = "levered metrics list"
+
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("id", help="metric ID or a unique prefix of it")
@@ -109,3 +113,28 @@ class DeleteMetric(Command):
                     f"{o.get('name', '-')} ({o.get('id', '-')}, {o.get('status', '-')})" for o in users)
             raise
         return Result.text(f"Deleted metric {metric_id}", body)
+
+
+class MetricUsage(Lister):
+    """Show where a metric is used: reward of, guardrail of"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("id", help="metric ID or a unique prefix of it")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Result:
+        metric_id = self.client.metrics.resolve(parsed_args.id)
+        body = self.client.metrics.usage(metric_id)
+        rows = [(Cell("reward"), Cell(o.get("id"), short_id), Cell(o.get("name")), Cell(o.get("status")), Cell(None))
+                for o in body.get("reward_of") or []]
+        rows += [(Cell("guardrail"), Cell(o.get("id"), short_id), Cell(o.get("name")), Cell(o.get("status")),
+                  Cell(o, _rule)) for o in body.get("guardrail_of") or []]
+        footer = None if rows else f"{body.get('metric_name') or metric_id} is not used by any optimization"
+        return Result(("Use", "Optimization", "Name", "Status", "Rule"), rows, body, footer=footer)
+
+
+def _rule(guardrail: dict[str, Any]) -> str:
+    tolerance = guardrail.get("tolerance")
+    return f"{guardrail.get('direction') or '-'} is better, tolerance " + (
+        "-" if tolerance is None else f"{tolerance * 100:g}%")

@@ -71,6 +71,8 @@ class ShowModelState(ShowOne):
 class TrainModel(Command):
     """Train a model now on the latest observations"""
 
+    check_command = "levered models list"
+
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         _id_argument(parser)
@@ -94,6 +96,8 @@ class TrainModel(Command):
 class CreateModel(Command):
     """Create a new model for an optimization without one"""
 
+    check_command = "levered models list"
+
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("optimization_id", help="optimization ID or a unique prefix of it")
@@ -106,6 +110,8 @@ class CreateModel(Command):
 
 class DeleteModel(Command):
     """Delete a model (its live optimization stops serving)"""
+
+    check_command = "levered models list"
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from levered_server.api.bodies import body_doc, json_body
+from levered_server.api.cancellable import run_cancellable
 from levered_server.api.deps import Ctx
 from levered_server.api.params import parse_start_date
 from levered_server.clock import utcnow
 from levered_server.schemas.common import Deleted
+from levered_server.schemas.insights import MetricUsage
 from levered_server.schemas.metrics import MetricCreate, MetricList, MetricOut, MetricPreview
-from levered_server.services import metrics
+from levered_server.services import guardrails, metrics
 
 router = APIRouter(prefix="/api/v2/warehouse/metrics", tags=["metrics"])
 
@@ -41,14 +43,22 @@ def get_metric(ctx: Ctx, metric_id: str) -> MetricOut:
 
 
 @router.get("/{metric_id}/preview", operation_id="previewMetric", response_model=MetricPreview)
-def preview_metric(ctx: Ctx, metric_id: str,
-                   limit: Annotated[int, Query(ge=1, le=1000)] = 10,
-                   start_date: Annotated[str | None, Query()] = None) -> MetricPreview:
+async def preview_metric(ctx: Ctx, request: Request, metric_id: str,
+                         limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+                         start_date: Annotated[str | None, Query()] = None) -> MetricPreview:
     """Run the metric's SQL and return a sample of its rows."""
     start = parse_start_date("start_date", start_date, utcnow() - dt.timedelta(days=7))
-    return ctx.wrap(MetricPreview, metrics.preview(runtime=ctx.runtime, org_id=ctx.org_id,
-                                                   metric_id=metric_id, limit=limit,
-                                                   start_date=start))
+    found = await run_cancellable(request, lambda cancel: metrics.preview(
+        runtime=ctx.runtime, org_id=ctx.org_id, metric_id=metric_id, limit=limit,
+        start_date=start, cancel=cancel))
+    return ctx.wrap(MetricPreview, found)
+
+
+@router.get("/{metric_id}/usage", operation_id="getMetricUsage", response_model=MetricUsage)
+def metric_usage(ctx: Ctx, metric_id: str) -> MetricUsage:
+    """Where a metric is used: reward of which optimizations, guardrail of which (extension)."""
+    return ctx.wrap(MetricUsage, guardrails.usage(runtime=ctx.runtime, org_id=ctx.org_id,
+                                                  metric_id=metric_id))
 
 
 @router.delete("/{metric_id}", operation_id="deleteMetric", response_model=Deleted)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from levered_server.api.bodies import body_doc, read_json
 from levered_server.api.deps import Ctx
 from levered_server.api.params import parse_bool
+from levered_server.schemas.insights import Guardrails, LiftHistory, Progress, ReportData
 from levered_server.schemas.optimizations import (
     ModelOut,
     ObservationList,
@@ -18,7 +19,16 @@ from levered_server.schemas.optimizations import (
     OptimizationUpdate,
 )
 from levered_server.schemas.results import Results
-from levered_server.services import attribution, models, optimizations, results
+from levered_server.services import (
+    attribution,
+    guardrails,
+    lift_history,
+    models,
+    optimizations,
+    progress,
+    report,
+    results,
+)
 
 router = APIRouter(prefix="/api/v2/optimizations", tags=["optimizations"])
 
@@ -93,3 +103,49 @@ def create_model(ctx: Ctx, optimization_id: str) -> ModelOut:
     """Give an optimization whose model was deleted a fresh untrained one."""
     return ctx.wrap(ModelOut, models.create_for(runtime=ctx.runtime, org_id=ctx.org_id,
                                                 optimization_id=optimization_id))
+
+
+# --- Extensions beyond the reference (docs/api.md 6.9-6.12). ---
+
+_ENVELOPE = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+#: These read the warehouse, as results do (app.py declares the rest of the envelope's statuses).
+WAREHOUSE_ERRORS: dict[int | str, dict[str, object]] = {
+    409: {"description": "warehouse_not_connected", "content": _ENVELOPE},
+    422: {"description": "invalid_metric_sql: a metric's SQL failed", "content": _ENVELOPE},
+    502: {"description": "warehouse_error: the warehouse failed, was unreachable or timed out",
+          "content": _ENVELOPE}}
+
+
+@router.get("/{optimization_id}/progress", operation_id="getProgress", response_model=Progress,
+            responses=WAREHOUSE_ERRORS)
+def get_progress(ctx: Ctx, optimization_id: str) -> Progress:
+    """Days running, exposures and users per variant, traffic on the best, estimated progress."""
+    return ctx.wrap(Progress, progress.progress(runtime=ctx.runtime, org_id=ctx.org_id,
+                                                optimization_id=optimization_id))
+
+
+@router.get("/{optimization_id}/lift-history", operation_id="getLiftHistory",
+            response_model=LiftHistory)
+def get_lift_history(ctx: Ctx, optimization_id: str,
+                     days: Annotated[int, Query(ge=1, le=366)] = 366) -> LiftHistory:
+    """The model's daily lift estimates, one point per day a training run published."""
+    return ctx.wrap(LiftHistory, lift_history.history(
+        runtime=ctx.runtime, org_id=ctx.org_id, optimization_id=optimization_id, days=days))
+
+
+@router.get("/{optimization_id}/guardrails", operation_id="getGuardrails",
+            response_model=Guardrails, responses=WAREHOUSE_ERRORS)
+def get_guardrails(ctx: Ctx, optimization_id: str,
+                   evaluate: Annotated[str | None, Query()] = None) -> Guardrails:
+    """Each guardrail: bandit traffic vs holdout, lift, interval, always-valid p-value, status."""
+    return ctx.wrap(Guardrails, guardrails.report(
+        runtime=ctx.runtime, org_id=ctx.org_id, optimization_id=optimization_id,
+        evaluate=parse_bool("evaluate", evaluate, True)))
+
+
+@router.get("/{optimization_id}/report-data", operation_id="getReportData",
+            response_model=ReportData, responses=WAREHOUSE_ERRORS)
+def get_report_data(ctx: Ctx, optimization_id: str) -> ReportData:
+    """Design, daily counts per arm, state, guardrails and lift history in one pack."""
+    return ctx.wrap(ReportData, report.report_data(runtime=ctx.runtime, org_id=ctx.org_id,
+                                                   optimization_id=optimization_id))

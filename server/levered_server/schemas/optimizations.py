@@ -44,6 +44,14 @@ class TrainingDataConfigIn(RequestModel):
     attribution: AttributionIn | None = None
 
 
+class GuardrailIn(RequestModel):
+    """A guardrail of create and update (extension): a metric the bandit must not harm."""
+
+    metric_id: str
+    direction: Literal["higher", "lower"] = "higher"
+    tolerance: float = Field(0.0, ge=0, lt=1)
+
+
 class OptimizationCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200)
     model_type: Literal["mab", "cmab"] = "cmab"
@@ -51,6 +59,8 @@ class OptimizationCreate(RequestModel):
     holdout_percentage: int = Field(10, ge=0, le=50)
     excluded_combinations: list[Any] = []
     training_data_config: TrainingDataConfigIn
+    guardrails: list[GuardrailIn] = Field([], max_length=10)  # extension
+    auto_stop: bool = False  # extension
 
     @field_validator("name", mode="before")
     @classmethod
@@ -61,6 +71,8 @@ class OptimizationCreate(RequestModel):
 class OptimizationUpdate(RequestModel):
     status: Literal["live", "completed", "archived"] | None = None
     name: str | None = Field(None, min_length=1, max_length=200)
+    guardrails: list[GuardrailIn] | None = Field(None, max_length=10)  # extension: replaces all
+    auto_stop: bool | None = None  # extension
 
     @field_validator("name", mode="before")
     @classmethod

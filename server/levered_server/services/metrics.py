@@ -10,13 +10,10 @@ from sqlalchemy import select
 from levered_server.clock import canonical_uuid, iso_s, new_id, utcnow
 from levered_server.errors import FieldErrors, InvalidMetricSql, MetricInUse, NotFound
 from levered_server.schemas.metrics import MetricCreate
-from levered_server.services.warehouse_calls import driver_for, translated
-from levered_server.store.models import Metric, Optimization
-from levered_server.warehouse.base import WarehouseDriver
+from levered_server.services.warehouse_calls import driver_for, translated, user_query_limit
+from levered_server.store.models import Guardrail, Metric, Optimization
+from levered_server.warehouse.driver_api import Cancel, WarehouseDriver
 from levered_server.warehouse.sqltext import bind_start_date, strip_trailing_semicolon
-
-_TS_TYPES = ("TIMESTAMP", "DATE", "DATETIME")
-_NUM_TYPES = ("INT", "DECIMAL", "NUMERIC", "DOUBLE", "FLOAT", "REAL")
 
 
 def public(m: Metric) -> dict[str, Any]:
@@ -32,20 +29,21 @@ def bound_sql(driver: WarehouseDriver, sql: str, start: dt.datetime, *,
               more_params: bool = False) -> tuple[str, dict[str, Any] | None]:
     """The metric SQL ready to run: `@start_date` a TIMESTAMP parameter (naive UTC).
 
-    :param more_params: the caller adds parameters of its own (psycopg then needs every
-        `%` doubled even when `@start_date` does not occur).
+    :param more_params: the caller adds parameters of its own (the dialect's `escape_text`
+        then applies even when `@start_date` does not occur).
     """
-    pg = driver.provider == "postgres"
-    text, found = bind_start_date(strip_trailing_semicolon(sql), driver.placeholder("start_date"),
-                                  escape_percent=pg)
-    if pg and more_params and not found:
-        text = text.replace("%", "%%")
+    dialect = driver.dialect
+    text, found = bind_start_date(strip_trailing_semicolon(sql), dialect.placeholder("start_date"),
+                                  escape=dialect.escape_text)
+    if more_params and not found:
+        text = dialect.escape_text(text)
     naive = start.astimezone(dt.UTC).replace(tzinfo=None)
     return text, ({"start_date": naive} if found else None)
 
 
-def _check_columns(columns: list[dict[str, str]], mapping: dict[str, Any], provider: str
-                   ) -> None:
+def _check_columns(columns: list[dict[str, str]], mapping: dict[str, Any],
+                   driver: WarehouseDriver) -> None:
+    provider = driver.api_provider
     by_name = {c["name"].lower(): c for c in columns}
     wanted = [mapping["anonymous_id"], mapping["timestamp"]] + \
         ([mapping["value"]] if mapping.get("value") else [])
@@ -59,11 +57,11 @@ def _check_columns(columns: list[dict[str, str]], mapping: dict[str, Any], provi
                                         "available_columns": available})
     ts_type = by_name[mapping["timestamp"].lower()]["type"].upper()
     problems = []
-    if not ts_type.startswith(_TS_TYPES):
+    if driver.dialect.type_class(ts_type) != "timestamp":
         problems.append(f"column {mapping['timestamp']} is {ts_type}, not a timestamp or date")
     if mapping.get("value"):
         v_type = by_name[mapping["value"].lower()]["type"].upper()
-        if not any(t in v_type for t in _NUM_TYPES) or "INTERVAL" in v_type:
+        if driver.dialect.type_class(v_type) != "number":
             problems.append(f"column {mapping['value']} is {v_type}, not numeric")
     if problems:
         raise InvalidMetricSql(f"The metric SQL has a column of the wrong type: {problems[0]}.",
@@ -85,12 +83,12 @@ def create(*, runtime: Any, org_id: str, body: MetricCreate) -> dict[str, Any]:
     driver = driver_for(runtime, org_id)
     start = utcnow() - dt.timedelta(days=1)
     with translated(driver.api_provider, rejected=InvalidMetricSql,
-                    rejected_prefix="The warehouse rejected the metric SQL"):
+                    rejected_prefix="The warehouse rejected the metric SQL",
+                    limit=user_query_limit(runtime)):
         driver.check_read_only(body.sql)
         sql, params = bound_sql(driver, body.sql, start)
-        columns = driver.describe(sql, params=params,
-                                  timeout=runtime.settings.query_timeout_seconds)
-    _check_columns(columns, mapping, driver.api_provider)
+        columns = driver.describe(sql, params=params, timeout=user_query_limit(runtime).seconds)
+    _check_columns(columns, mapping, driver)
     metric = Metric(id=new_id(), name=body.name, sql=body.sql,
                     anonymous_id_column=mapping["anonymous_id"],
                     timestamp_column=mapping["timestamp"], value_column=mapping["value"],
@@ -127,16 +125,20 @@ def get(*, runtime: Any, org_id: str, metric_id: str) -> dict[str, Any]:
 
 
 def delete(*, runtime: Any, org_id: str, metric_id: str) -> str:
-    """Soft-delete a metric unless a live optimization uses it."""
+    """Soft-delete a metric unless a live optimization uses it (as its reward or as a
+    guardrail)."""
     with runtime.store.session(org_id) as s:
         metric = get_row(s, metric_id)
-        live = s.scalars(select(Optimization).where(Optimization.reward_metric_id == metric.id,
-                                                    Optimization.status == "live")
-                         .order_by(Optimization.created_at)).all()
+        guarded = select(Guardrail.optimization_id).where(Guardrail.metric_id == metric.id)
+        live = s.scalars(select(Optimization).where(
+            (Optimization.reward_metric_id == metric.id) | Optimization.id.in_(guarded),
+            Optimization.status == "live").order_by(Optimization.created_at)).all()
         if live:
             n = len(live)
-            raise MetricInUse(f"Metric is used by {n} live optimization{'s' if n > 1 else ''}; "
-                              "complete or archive it first.",
+            guardrail = any(o.reward_metric_id != metric.id for o in live)
+            raise MetricInUse(f"Metric is used by {n} live optimization{'s' if n > 1 else ''}"
+                              f"{' (as a guardrail)' if guardrail else ''}; complete or archive "
+                              f"it first{', or remove the guardrail' if guardrail else ''}.",
                               details={"optimizations": [{"id": o.id, "name": o.name,
                                                           "status": o.status} for o in live]})
         metric.deleted_at = utcnow()
@@ -144,16 +146,18 @@ def delete(*, runtime: Any, org_id: str, metric_id: str) -> str:
 
 
 def preview(*, runtime: Any, org_id: str, metric_id: str, limit: int,
-            start_date: dt.datetime) -> dict[str, Any]:
-    """Run the metric's SQL with `@start_date` bound and return a sample."""
+            start_date: dt.datetime, cancel: Cancel | None = None) -> dict[str, Any]:
+    """Run the metric's SQL with `@start_date` bound and return a sample (a user query: its
+    time limit, stopped through `cancel`)."""
     with runtime.store.session(org_id) as s:
         metric = public(get_row(s, metric_id))
     driver = driver_for(runtime, org_id)
+    limited = user_query_limit(runtime)
     with translated(driver.api_provider, rejected=InvalidMetricSql,
-                    rejected_prefix="The metric SQL no longer runs"):
+                    rejected_prefix="The metric SQL no longer runs", limit=limited):
         sql, params = bound_sql(driver, metric["sql"], start_date)
-        result = driver.query(sql, limit=limit, params=params,
-                              timeout=runtime.settings.query_timeout_seconds)
+        result = driver.query(sql, limit=limit, params=params, timeout=limited.seconds,
+                              cancel=cancel)
     return {"metric_id": metric["id"], "start_date": iso_s(start_date),
             "column_mapping": metric["column_mapping"], "columns": result.columns,
             "rows": result.rows, "row_count": len(result.rows), "truncated": result.truncated}

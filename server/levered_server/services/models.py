@@ -11,7 +11,7 @@ from sqlalchemy.orm import defer
 from levered_server.clock import canonical_uuid, iso_s, utcnow
 from levered_server.errors import Conflict, FieldErrors, NotFound, OptimizationNotLive, TrainingInProgress
 from levered_server.schemas.optimizations import TrainRequest
-from levered_server.services import design, training_sql, versions
+from levered_server.services import design, guardrails, lift_history, training_sql, versions
 from levered_server.services.optimizations import get_row as get_optimization
 from levered_server.services.optimizations import new_model
 from levered_server.store.db import EncodedJSON
@@ -201,6 +201,9 @@ def _train(runtime: Any, org_id: str, model_id: str, body: TrainRequest, trigger
         raise
     result = _publish(runtime, org_id, model.id, opt, outcome, started, trigger, scanned,
                       bias, model.version)
+    if outcome.state_json is not None:
+        lift_history.record(runtime, org_id, model.id)
+        guardrails.after_training(runtime, org_id, opt.id)
     return result, outcome
 
 

@@ -11,7 +11,7 @@ from levered_server.clock import canonical_uuid, iso_s, new_id, utcnow
 from levered_server.errors import BadRequest, FieldErrors, MetricDeleted, NotFound, ValidationFailed
 from levered_server.schemas.common import validate
 from levered_server.schemas.optimizations import OptimizationCreate, OptimizationUpdate
-from levered_server.services import design
+from levered_server.services import design, guardrail_specs
 from levered_server.store.models import Metric, Model, Optimization, StatusChange
 
 IMMUTABLE = ("training_data_config", "model_type", "reward_metric_id", "holdout_percentage",
@@ -134,6 +134,9 @@ def create(*, runtime: Any, org_id: str, body: OptimizationCreate) -> dict[str, 
                                                     Metric.deleted_at.is_(None))).first()
             if metric is None:
                 errors.add("reward_metric_id", "not_found", "no such metric")
+        guardrails = guardrail_specs.check(s, body.guardrails, reward_metric_id=mid,
+                                           holdout_percentage=body.holdout_percentage,
+                                           errors=errors)
         raw = body.training_data_config.model_dump(exclude_none=True)
         config = design.normalize_config(raw, metric.reward_type if metric else None, errors)
         excluded = design.normalize_exclusions(body.excluded_combinations,
@@ -153,13 +156,15 @@ def create(*, runtime: Any, org_id: str, body: OptimizationCreate) -> dict[str, 
                            holdout_percentage=body.holdout_percentage,
                            reward_metric_id=metric.id, training_data_config=config,
                            excluded_combinations=excluded, variants_count=len(servable),
-                           winner_number=None, created_at=now, updated_at=now)
+                           winner_number=None, created_at=now, updated_at=now,
+                           auto_stop=body.auto_stop)
         model = new_model(opt, now)
         opt.model_id = model.id
         s.add(opt)
         s.flush()
         s.add_all([model, StatusChange(id=new_id(), optimization_id=opt.id, from_status=None,
                                        to_status="live", changed_at=now)])
+        guardrail_specs.replace(s, opt, guardrails)
         return public(opt, model)
 
 
@@ -202,10 +207,11 @@ def parse_update(data: dict[str, Any]) -> OptimizationUpdate:
     except ValidationFailed as exc:
         for f in exc.details["fields"] if exc.details else []:
             errors.add(f["field"], f["code"], f["message"])
-        update = OptimizationUpdate(status=None, name=None)
+        update = OptimizationUpdate(status=None, name=None, guardrails=None, auto_stop=None)
     if not data:
         errors.add("status", "required", "give status or name")
-    elif not errors and update.status is None and update.name is None:
+    elif not errors and all(v is None for v in (update.status, update.name, update.guardrails,
+                                                 update.auto_stop)):
         errors.add("status", "required", "give status or name")
     errors.raise_if_any()
     return update
@@ -230,7 +236,7 @@ def update(*, runtime: Any, org_id: str, optimization_id: str,
         opt = get_row(s, optimization_id)
         model = current_model(s, opt)
         now = utcnow()
-        changed = False
+        changed = _update_guardrails(s, opt, body)
         if body.status is not None and body.status != opt.status:
             if body.status == "live":
                 metric = s.get(Metric, opt.reward_metric_id)
@@ -240,6 +246,8 @@ def update(*, runtime: Any, org_id: str, optimization_id: str,
                                         details={"reward_metric_id": opt.reward_metric_id})
             if body.status == "completed":
                 opt.winner_number = _winner_number(opt, model)
+            if body.status == "live":  # a person restarts it: the last stop is history
+                opt.stop_reason = None
             s.add(StatusChange(id=new_id(), optimization_id=opt.id, from_status=opt.status,
                                to_status=body.status, changed_at=now))
             opt.status = body.status
@@ -252,3 +260,19 @@ def update(*, runtime: Any, org_id: str, optimization_id: str,
         result = public(opt, model)
     runtime.serve_cache.invalidate(opt.id)
     return result
+
+
+def _update_guardrails(s: Session, opt: Optimization, body: OptimizationUpdate) -> bool:
+    """Apply the update's guardrails and auto_stop (extension); return whether they changed."""
+    changed = False
+    if body.guardrails is not None:
+        errors = FieldErrors()
+        checked = guardrail_specs.check(s, body.guardrails, reward_metric_id=opt.reward_metric_id,
+                                        holdout_percentage=opt.holdout_percentage, errors=errors)
+        errors.raise_if_any()
+        guardrail_specs.replace(s, opt, checked)
+        changed = True
+    if body.auto_stop is not None and body.auto_stop != opt.auto_stop:
+        opt.auto_stop = body.auto_stop
+        changed = True
+    return changed

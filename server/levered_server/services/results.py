@@ -26,7 +26,7 @@ STATS_FIELDS = ("estimated_improvement_percent", "estimated_improvement_interval
                 "best_vs_baseline_weighted_percent", "best_vs_baseline_weighted_interval")
 
 
-def _live_condition(changes: list[StatusChange], now: dt.datetime) -> str:
+def live_condition(changes: list[StatusChange], now: dt.datetime) -> str:
     # Periods while the optimization was live, as literal timestamps we format ourselves.
     periods, start = [], None
     for c in sorted(changes, key=lambda c: c.changed_at):
@@ -79,7 +79,7 @@ u AS (SELECT f.anonymous_id, f.holdout, count(r.reward_row) AS hits,
              (array_agg(r.value ORDER BY r.ts))[1] AS first_value
       FROM f LEFT JOIN r ON r.anonymous_id = f.anonymous_id AND r.ts >= f.first_at
                          AND r.ts <= f.first_at + INTERVAL '{window} hours'
-      WHERE {_live_condition(changes, now)}
+      WHERE {live_condition(changes, now)}
       GROUP BY f.anonymous_id, f.holdout)
 SELECT u.holdout, count(*) AS n, sum({y}) AS total, sum(({y}) * ({y})) AS total_sq
 FROM u GROUP BY u.holdout""", limit=10, params=params, timeout=timeout).rows

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -120,7 +122,43 @@ class Optimization(OrgOwned, Base):
     model_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # Extension (services/guardrails.py): stop when a guardrail is violated, and why it stopped.
+    auto_stop: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    stop_reason: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     __table_args__ = (Index("ix_optimizations_org_updated", "organization_id", "updated_at"),)
+
+
+class Guardrail(OrgOwned, Base):
+    """A metric an optimization must not harm (extension, services/guardrails.py)."""
+
+    __tablename__ = "guardrails"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    optimization_id: Mapped[str] = mapped_column(String(36), ForeignKey("optimizations.id"),
+                                                 index=True)
+    metric_id: Mapped[str] = mapped_column(String(36), ForeignKey("metrics.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(8))  # higher | lower: which way is better
+    tolerance: Mapped[float] = mapped_column(Float)  # relative harm allowed, 0.02 = 2 %
+    position: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    __table_args__ = (UniqueConstraint("optimization_id", "metric_id", name="uq_guardrail_metric"),)
+
+
+class LiftEstimate(OrgOwned, Base):
+    """The model's lift estimates of one day, from the last training run that day
+    (extension, services/lift_history.py)."""
+
+    __tablename__ = "lift_history"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    optimization_id: Mapped[str] = mapped_column(String(36), ForeignKey("optimizations.id"))
+    day: Mapped[str] = mapped_column(String(10))  # UTC date of the run, YYYY-MM-DD
+    model_id: Mapped[str] = mapped_column(String(36))
+    model_version: Mapped[int] = mapped_column(Integer)
+    trained_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    observations: Mapped[int] = mapped_column(Integer)
+    # {policy_lift_percent, policy_lift_interval, best_number, best_lift_percent,
+    #  best_lift_interval, best_prob, estimated_progress}: numbers or null.
+    estimate: Mapped[dict[str, Any]] = mapped_column(JSON)
+    __table_args__ = (UniqueConstraint("optimization_id", "day", name="uq_lift_history_day"),)
 
 
 class StatusChange(OrgOwned, Base):
