@@ -25,12 +25,11 @@ from levered_server.warehouse.driver_api import (
     NotReadOnly,
     ResultSet,
     SqlRejected,
-    WarehouseDriver,
     WarehouseFailure,
     hooked,
     pick_table,
 )
-from levered_server.warehouse.drivers import client_version
+from levered_server.warehouse.drivers import VendorClientDriver
 from levered_server.warehouse.drivers.statements import check_single_query
 from levered_server.warehouse.values import to_json, unique_names
 
@@ -127,7 +126,7 @@ def _type(field: Any) -> str:
     return f"ARRAY<{name}>" if field.mode == "REPEATED" else name
 
 
-class BigQueryDriver(WarehouseDriver):
+class BigQueryDriver(VendorClientDriver):
     """A customer's BigQuery dataset; the server never writes to it.
 
     `options["bigquery_client"]`, when set, builds the client from (project, service-account
@@ -142,11 +141,7 @@ class BigQueryDriver(WarehouseDriver):
     dataset_required = True
     requires = ("google.cloud.bigquery",)
     install_hint = "pip install 'levered-server[bigquery]'"
-
-    @classmethod
-    def describe_driver(cls) -> tuple[str, str]:
-        """The vendor client and its version: what talks to the warehouse."""
-        return "google-cloud-bigquery", client_version("google-cloud-bigquery")
+    client_distribution = "google-cloud-bigquery"
 
     @property
     def project(self) -> str:

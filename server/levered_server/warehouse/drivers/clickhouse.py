@@ -25,12 +25,11 @@ from levered_server.warehouse.driver_api import (
     NotReadOnly,
     ResultSet,
     SqlRejected,
-    WarehouseDriver,
     WarehouseFailure,
     hooked,
     pick_table,
 )
-from levered_server.warehouse.drivers import client_version
+from levered_server.warehouse.drivers import VendorClientDriver
 from levered_server.warehouse.drivers.statements import check_single_query
 from levered_server.warehouse.values import to_json, unique_names
 
@@ -141,7 +140,7 @@ def _bound(sql: str, params: dict[str, Any] | None) -> tuple[str, dict[str, Any]
     return _PARAM.sub(retype, sql), params
 
 
-class ClickHouseDriver(WarehouseDriver):
+class ClickHouseDriver(VendorClientDriver):
     """A customer's ClickHouse (or ClickHouse Cloud); the server never writes to it.
 
     `options["clickhouse_client"]`, when set, builds the client instead of
@@ -153,11 +152,7 @@ class ClickHouseDriver(WarehouseDriver):
     credentials_model = ClickHouseCredentials
     requires = ("clickhouse_connect",)
     install_hint = "pip install 'levered-server[clickhouse]'"
-
-    @classmethod
-    def describe_driver(cls) -> tuple[str, str]:
-        """The vendor client and its version: what talks to the warehouse."""
-        return "clickhouse-connect", client_version("clickhouse-connect")
+    client_distribution = "clickhouse-connect"
 
     @classmethod
     def default_dataset(cls, credentials: dict[str, Any]) -> str | None:

@@ -24,12 +24,11 @@ from levered_server.warehouse.driver_api import (
     NotReadOnly,
     ResultSet,
     SqlRejected,
-    WarehouseDriver,
     WarehouseFailure,
     hooked,
     pick_table,
 )
-from levered_server.warehouse.drivers import client_version
+from levered_server.warehouse.drivers import VendorClientDriver
 from levered_server.warehouse.drivers.statements import check_single_query
 from levered_server.warehouse.values import to_json, unique_names
 
@@ -117,7 +116,7 @@ def _name(column: str) -> str:
     return column.lower() if column.upper() == column else column
 
 
-class SnowflakeDriver(WarehouseDriver):
+class SnowflakeDriver(VendorClientDriver):
     """A customer's Snowflake; the server never writes to it.
 
     `options["snowflake_connect"]`, when set, replaces ``snowflake.connector.connect`` (the
@@ -130,11 +129,7 @@ class SnowflakeDriver(WarehouseDriver):
     project_id_use = "required"  # the account identifier (API.md 10.1)
     requires = ("snowflake.connector",)
     install_hint = "pip install 'levered-server[snowflake]'"
-
-    @classmethod
-    def describe_driver(cls) -> tuple[str, str]:
-        """The vendor client and its version: what talks to the warehouse."""
-        return "snowflake-connector-python", client_version("snowflake-connector-python")
+    client_distribution = "snowflake-connector-python"
 
     @classmethod
     def default_dataset(cls, credentials: dict[str, Any]) -> str | None:
