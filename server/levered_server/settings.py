@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,32 +39,22 @@ def _memory(value: str) -> str:
     return text
 
 
-def _scale(raw: str) -> float:
-    value = float(raw)
-    if not 0 < value <= 4:
-        raise ValueError(f"must be a number in (0, 4], got {raw!r}")
-    return value
+def _number(low: float, high: float, *, above: bool = False) -> Callable[[str], float]:
+    """A parser of a number in [low, high] (in (low, high] with `above`)."""
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not (low < value if above else low <= value) or value > high:
+            bound = "more than" if above else "at least"
+            raise ValueError(f"must be {bound} {low:g} and at most {high:g}, got {raw!r}")
+        return value
+
+    return parse
 
 
-def _stall_ms(value: str) -> float:
-    ms = float(value)
-    if not 0 <= ms <= 10_000:
-        raise ValueError(f"expected 0 (off) to 10000 ms, got {value!r}")
-    return ms
-
-
-def _seconds(value: str) -> float:
-    n = float(value)
-    if not 0 <= n <= 60:
-        raise ValueError(f"must be 0-60 seconds: {value!r}")
-    return n
-
-
-def _timeout(value: str) -> float:
-    n = float(value)
-    if not 0 < n <= 3600:
-        raise ValueError(f"must be more than 0 and at most 3600 seconds: {value!r}")
-    return n
+_scale = _number(0, 4, above=True)
+_stall_ms = _number(0, 10_000)  # 0: off
+_seconds = _number(0, 60)
+_timeout = _number(0, 3600, above=True)
 
 
 def _engine(value: str) -> str:

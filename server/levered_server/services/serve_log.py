@@ -114,9 +114,10 @@ class ServeLog:
     def _commit(self, batch: list[ServeWrite]) -> None:
         with self._commit_lock:
             if batch:
-                self._commit_locked(batch)
+                self._commit_batch(batch)
 
-    def _commit_locked(self, batch: list[ServeWrite]) -> None:
+    def _commit_batch(self, batch: list[ServeWrite]) -> None:
+        """Commit one batch (under `_commit_lock`) and resolve its futures."""
         finals: dict[int, tuple[int, float]] = {}
 
         def exposures(held: dict[Key, tuple[int, float]]) -> list[tuple[str, str]]:
