@@ -47,3 +47,58 @@ def test_the_trainer_thread_runs_lowered(server):
     assert trainer is not None and trainer.is_alive()
     assert os.getpriority(os.PRIO_PROCESS, trainer.native_id) > os.getpriority(
         os.PRIO_PROCESS, threading.get_native_id())
+
+
+def test_a_pacer_pauses_worker_threads_about_every_slice_and_never_the_loop(monkeypatch):
+    import time
+
+    from levered_server import background
+
+    pauses: list[float] = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(background.time, "sleep", lambda s: (pauses.append(s), real_sleep(s)))
+
+    def busy(pace: background.Pacer, seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pace()
+
+    worker: dict[str, int] = {}
+
+    def on_worker() -> None:
+        busy(background.Pacer(slice_seconds=0.001), 0.05)
+        worker["pauses"] = len(pauses)
+
+    t = threading.Thread(target=on_worker)
+    t.start()
+    t.join()
+    # ~50 slices of work in 50 ms, each followed by a pause (less the pauses' own time)
+    assert 10 <= worker["pauses"] <= 60 and set(pauses) == {background.PAUSE}
+    pauses.clear()
+    busy(background.Pacer(slice_seconds=0.001), 0.02)  # the main thread runs the event loop
+    assert pauses == []
+
+
+def test_the_heavy_lane_runs_one_job_at_a_time_on_a_lowered_thread():
+    import asyncio
+    import time
+
+    from levered_server.api.heavy_lane import run_heavy
+
+    running, most, seen = [0], [0], set()
+
+    def job(n: int) -> int:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        seen.add((threading.get_native_id(), _priority()))
+        time.sleep(0.02)
+        running[0] -= 1
+        return n * 2
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*(run_heavy(job, n) for n in range(5))))
+
+    assert asyncio.run(main()) == [0, 2, 4, 6, 8]
+    assert most[0] == 1
+    [(thread, priority)] = seen  # one thread for every job
+    assert thread != threading.get_native_id() and priority > _priority()

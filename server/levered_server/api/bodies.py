@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -12,6 +10,8 @@ from fastapi import Request
 from pydantic import BaseModel
 
 from levered_server import limits
+from levered_server.api.heavy_lane import run_heavy
+from levered_server.background import Pacer
 from levered_server.errors import BadRequest, ValidationFailed
 from levered_server.schemas.common import nul_paths, surrogate_paths, validate
 
@@ -23,17 +23,6 @@ LARGE = 256 * 1024
 #: server buffers that much per connection anyway, and a client holding the budget with a
 #: slow large body must not hold up serving.
 SMALL = 64 * 1024
-_PARSING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-    weakref.WeakKeyDictionary())
-
-
-def _parsing_lock() -> asyncio.Lock:
-    """The running loop's lock for parsing large bodies (a lock belongs to one loop)."""
-    loop = asyncio.get_running_loop()
-    lock = _PARSING.get(loop)
-    if lock is None:
-        lock = _PARSING[loop] = asyncio.Lock()
-    return lock
 
 
 def expected_size(request: Request, max_bytes: int) -> int:
@@ -84,14 +73,16 @@ async def _read_json(request: Request, max_bytes: int, allow_empty: bool,
     if not (ctype == "application/json" or ctype.endswith("+json")
             or (allow_text_plain and ctype == "text/plain")):
         raise BadRequest("Content-Type must be application/json.")
+    if len(raw) > LARGE:
+        return await run_heavy(_parse, raw, reject_nul)
+    return _parse(raw, reject_nul)
+
+
+def _parse(raw: bytes, reject_nul: bool) -> Any:
+    """The body as a JSON object, checked for depth (and NUL, lone surrogates)."""
     too_deep = BadRequest(f"Request body is nested more than {MAX_DEPTH} levels deep.")
     try:
-        if len(raw) > LARGE:
-            # Parsing holds the event loop: one large body at a time, serving in between.
-            async with _parsing_lock():
-                data = json.loads(raw)
-        else:
-            data = json.loads(raw)
+        data = json.loads(raw)
     except RecursionError:
         raise too_deep from None
     except (ValueError, UnicodeDecodeError):
@@ -115,7 +106,9 @@ async def _read_json(request: Request, max_bytes: int, allow_empty: bool,
 def depth_of(value: Any) -> int:
     """How deeply arrays and objects nest in a parsed JSON value (iterative: no recursion)."""
     deepest, stack = 0, [(value, 1)]
+    pace = Pacer()
     while stack:
+        pace()
         item, depth = stack.pop()
         if isinstance(item, (dict, list)):
             deepest = max(deepest, depth)

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from levered_server import limits
 from levered_server.api.bodies import SMALL, body_doc, expected_size, read_json
 from levered_server.api.deps import Ctx
+from levered_server.api.heavy_lane import run_heavy
 from levered_server.schemas.ingest import IngestBatch, IngestResult
 from levered_server.services import ingest
 
@@ -26,9 +27,13 @@ async def _ingest(ctx: Ctx, request: Request, kind: str) -> JSONResponse:
     size = expected_size(request, ingest.MAX_BYTES)
     async with limits.BUDGET.reserve(size if size > SMALL else 0):
         body = await read_json(request, max_bytes=ingest.MAX_BYTES, reject_nul=False, budgeted=True)
-        result = await run_in_threadpool(ingest.ingest, runtime=ctx.runtime, caller=ctx.caller,
-                                         driver=driver, events=ingest.events_of(body), kind=kind)
+        events = ingest.events_of(body)
         del body
+        # A large batch validates and writes in the heavy lane: one at a time, paced.
+        run = run_heavy if size > SMALL else run_in_threadpool
+        result = await run(ingest.ingest, runtime=ctx.runtime, caller=ctx.caller, driver=driver,
+                           events=events, kind=kind)
+        del events
     body = ctx.wrap(IngestResult, result).model_dump()
     return JSONResponse(body, status_code=207 if result["rejected"] else 200)
 
