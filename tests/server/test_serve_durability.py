@@ -208,3 +208,16 @@ def test_a_serve_waits_for_a_busy_sqlite_writer_and_is_then_committed(server, or
     finally:
         other.close()
         log.stop()
+
+
+@pytest.mark.parametrize("keys", [1, 3, 500])
+def test_the_sqlite_read_back_probes_the_primary_key_instead_of_scanning_every_lock(server, keys):
+    from levered_server.store.locks import read_back_sqlite
+
+    if server.runtime.store.engine.dialect.name != "sqlite":
+        pytest.skip("the SQLite statement (PostgreSQL joins unnest arrays)")
+    with server.runtime.store.engine.connect() as conn:
+        plan = [row[3] for row in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + read_back_sqlite(keys), tuple(["x"] * 2 * keys)).all()]
+    assert any(step.startswith("SEARCH l USING") for step in plan), plan
+    assert not any(step.startswith(("SCAN l", "SCAN locks")) for step in plan), plan

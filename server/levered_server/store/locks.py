@@ -64,6 +64,20 @@ def _naive(value: Any) -> Any:
     return value
 
 
+def read_back_sqlite(keys: int) -> str:
+    """The SQLite statement reading the stored locks of `keys` (optimization id, anonymous id)
+    pairs, bound in that order.
+
+    The keys drive the join, one primary-key probe each: SQLite plans the shorter
+    `(a, b) IN (VALUES …)` as a scan of every lock (8 ms per serve commit at 50,000 users, and
+    growing with them), and a CROSS JOIN fixes the order.
+    """
+    values = ", ".join("(?, ?)" for _ in range(keys))
+    return (f"SELECT l.optimization_id, l.anonymous_id, l.variant_number, l.propensity "
+            f"FROM (VALUES {values}) AS k CROSS JOIN {Lock.__tablename__} AS l "
+            f"ON l.optimization_id = k.column1 AND l.anonymous_id = k.column2")
+
+
 class LockStore:
     """Reads and inserts sticky locks by (optimization_id, anonymous_id), raw SQL."""
 
@@ -177,10 +191,7 @@ class LockStore:
                     cur.executemany(self._insert, params)
                 for i in range(0, len(keys), _READ_BACK):
                     chunk = keys[i:i + _READ_BACK]
-                    values = ", ".join("(?, ?)" for _ in chunk)
-                    cur.execute(f"SELECT optimization_id, anonymous_id, variant_number, "
-                                f"propensity FROM {Lock.__tablename__} WHERE (optimization_id, "
-                                f"anonymous_id) IN (VALUES {values})",
+                    cur.execute(read_back_sqlite(len(chunk)),
                                 tuple(x for key in chunk for x in key))
                     held.update({(o, a): (int(n), float(p)) for o, a, n, p in cur.fetchall()})
                 exposures = outbox(held)
