@@ -102,3 +102,24 @@ def test_the_heavy_lane_runs_one_job_at_a_time_on_a_lowered_thread():
     assert most[0] == 1
     [(thread, priority)] = seen  # one thread for every job
     assert thread != threading.get_native_id() and priority > _priority()
+
+
+def test_duckdb_starts_its_worker_threads_lowered_whoever_opens_the_file(tmp_path):
+    from levered_server.warehouse.duckdb_files import database_of, discard
+
+    def tasks() -> set[str]:
+        return set(os.listdir("/proc/self/task"))
+
+    before = tasks()
+    database = database_of(tmp_path / "org.duckdb", {"threads": 3})  # from this thread, at 0
+    try:
+        started = []
+        for task in tasks() - before:
+            try:
+                started.append(os.getpriority(os.PRIO_PROCESS, int(task)))
+            except ProcessLookupError:  # the opener thread, gone
+                continue
+        assert len(started) >= 2  # DuckDB's workers (threads - 1)
+        assert min(started) > _priority()
+    finally:
+        discard(str(tmp_path / "org.duckdb"), database)

@@ -9,7 +9,6 @@ interrupted (timeout, cancel) without touching anyone else's.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import threading
 import time
@@ -30,89 +29,14 @@ from levered_server.warehouse.driver_api import (
     WarehouseFailure,
     pick_table,
 )
+from levered_server.warehouse.duckdb_files import SCHEMA, Database, database_of, discard
 from levered_server.warehouse.duckdb_sql import CONFIG, DuckDBDialect, statements, writing_node
 from levered_server.warehouse.exposure_writer import insert_exposures, insert_rows
 from levered_server.warehouse.managed_tables import EXPOSURES, fresh_rows, table_of
 from levered_server.warehouse.values import to_json, unique_names
 
-SCHEMA = "managed_dw"
-_DDL = f"""
-CREATE SCHEMA IF NOT EXISTS {SCHEMA};
-CREATE TABLE IF NOT EXISTS {SCHEMA}.exposures (
-  exposure_id VARCHAR, anonymous_id VARCHAR, optimization_id VARCHAR, variant JSON,
-  variant_number INTEGER, context JSON, in_holdout BOOLEAN, propensity DOUBLE,
-  model_version INTEGER, source VARCHAR, idempotency_key VARCHAR, timestamp_utc TIMESTAMP,
-  organization_id VARCHAR, created_at TIMESTAMP);
-CREATE TABLE IF NOT EXISTS {SCHEMA}.rewards (
-  reward_id VARCHAR, anonymous_id VARCHAR, name VARCHAR, value DOUBLE, timestamp_utc TIMESTAMP,
-  organization_id VARCHAR, optimization_id VARCHAR, properties JSON, idempotency_key VARCHAR,
-  created_at TIMESTAMP);
-"""
 WRITE_WAIT = 10.0  # seconds a write waits for the file's writer before "busy"
 _POLL = 0.05  # seconds between the checks of a statement's time limit and cancellation
-
-
-class _Database:
-    """One file opened read-write: a root connection that only hands out cursors, the
-    writer's cursor, and the lock that serializes the server's writes."""
-
-    def __init__(self, path: str, config: dict[str, Any]) -> None:
-        self.root = duckdb.connect(path, config=config)
-        try:
-            self.root.execute(_DDL)
-            self.writer = self.root.cursor()
-        except BaseException:
-            self.root.close()
-            raise
-        self.write_lock = threading.Lock()
-
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        # Under the registry's lock: a connection object is not for concurrent use.
-        with _GUARD:
-            return self.root.cursor()
-
-    def close(self) -> None:
-        """Close the file (its cursors with it: a query still running fails)."""
-        self.root.close()
-
-
-_DATABASES: dict[str, _Database] = {}
-_GUARD = threading.Lock()
-
-
-def _database(path: Path, config: dict[str, Any]) -> _Database:
-    key = str(path)
-    with _GUARD:
-        found = _DATABASES.get(key)
-        if found is None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            found = _DATABASES[key] = _Database(key, config)
-        return found
-
-
-def _discard(key: str, database: _Database) -> None:
-    """Forget and close a database that failed (the next use opens it again), only if it is
-    still the one registered: never another thread's newer one."""
-    with _GUARD:
-        if _DATABASES.get(key) is database:
-            del _DATABASES[key]
-    with contextlib.suppress(duckdb.Error):
-        database.close()
-
-
-def close_writers() -> None:
-    """Close every open warehouse file (at shutdown), each once its current write is done."""
-    with _GUARD:
-        databases = list(_DATABASES.items())
-        _DATABASES.clear()
-    for _, database in databases:
-        with database.write_lock:
-            with contextlib.suppress(duckdb.Error):
-                database.close()
-
-
-# DuckDB objects left to interpreter finalization can abort the process.
-atexit.register(close_writers)
 
 
 class DuckDBDriver(WarehouseDriver):
@@ -147,9 +71,9 @@ class DuckDBDriver(WarehouseDriver):
             config["threads"] = int(self.options["threads"])
         return config
 
-    def _open(self) -> _Database:
+    def _open(self) -> Database:
         try:
-            return _database(self.path, self._config())
+            return database_of(self.path, self._config())
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
             raise WarehouseFailure(f"embedded warehouse unreadable: {exc}") from None
 
@@ -178,7 +102,7 @@ class DuckDBDriver(WarehouseDriver):
                 raise
         except (duckdb.IOException, duckdb.FatalException) as exc:
             # The file failed under us: reopen it on the next use.
-            _discard(str(self.path), database)
+            discard(str(self.path), database)
             raise WarehouseFailure(f"embedded warehouse unreadable: {exc}") from None
         finally:
             database.write_lock.release()

@@ -166,7 +166,7 @@ class WarehouseManager:
 
     def close(self) -> None:
         """Close the warehouses' cached connections."""
-        from levered_server.warehouse.duckdb_driver import close_writers
+        from levered_server.warehouse.duckdb_files import close_writers
 
         close_writers()
         if "managed_postgres" in self.options:
