@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from levered_server.json_rows import dumps_rows, select_fields
 from levered_server.store.db import Store
 from levered_server.store.models import Lock
 
@@ -27,8 +28,9 @@ _COLUMNS = ("organization_id", "optimization_id", "anonymous_id", "variant_numbe
             "propensity", "model_version", "assigned_at")
 _PG_TYPES = ("text", "text", "text", "integer", "double precision", "integer", "timestamp")
 _OUTBOX_INSERT = "INSERT INTO exposure_outbox (organization_id, payload) VALUES (%s, %s)"
+# PostgreSQL batches are one JSON parameter each (`json_rows`).
 _OUTBOX_INSERT_PG = ("INSERT INTO exposure_outbox (organization_id, payload) "
-                     "SELECT * FROM unnest(%s::text[], %s::text[])")
+                     "SELECT x->>0, x->>1 FROM json_array_elements(%s::json) AS x")
 _READ_BACK = 500  # keys per read-back statement on SQLite (its variable limit is 32,766)
 _BUSY_SECONDS = 10.0  # as the engine's busy_timeout
 _BUSY_POLL = 0.0002
@@ -90,13 +92,14 @@ class LockStore:
                         f"WHERE optimization_id = {self._mark} AND anonymous_id = {self._mark}")
         self._insert = (f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES "
                         f"({', '.join(self._mark for _ in _COLUMNS)}) ON CONFLICT DO NOTHING")
-        # PostgreSQL: one statement per batch, one array per column (no per-row round trip).
-        arrays = ", ".join(f"%s::{t}[]" for t in _PG_TYPES)
-        self._insert_pg = (f"INSERT INTO {table} ({', '.join(_COLUMNS)}) SELECT * FROM "
-                           f"unnest({arrays}) ON CONFLICT DO NOTHING")
+        # PostgreSQL: one statement per batch, its rows one JSON parameter (no per-row round
+        # trip, no per-element dumping in Python).
+        self._insert_pg = (f"INSERT INTO {table} ({', '.join(_COLUMNS)}) "
+                           f"SELECT {select_fields(_PG_TYPES)} "
+                           f"FROM json_array_elements(%s::json) AS x ON CONFLICT DO NOTHING")
         self._read_back_pg = (f"SELECT l.optimization_id, l.anonymous_id, l.variant_number, "
-                              f"l.propensity FROM {table} l JOIN unnest(%s::text[], %s::text[]) "
-                              "AS k(o, a) ON l.optimization_id = k.o AND l.anonymous_id = k.a")
+                              f"l.propensity FROM json_array_elements(%s::json) AS k JOIN {table} "
+                              f"l ON l.optimization_id = k->>0 AND l.anonymous_id = k->>1")
         self._local = threading.local()
         self._held: list[Any] = []
         self._held_lock = threading.Lock()
@@ -210,8 +213,7 @@ class LockStore:
 
     def _commit_postgres(self, rows: list[dict[str, Any]], keys: list[Key], outbox: Outbox
                          ) -> dict[Key, tuple[int, float]]:
-        arrays = [[_naive(r[c]) if c != "propensity" else float(r[c]) for r in rows]
-                  for c in _COLUMNS]
+        values = dumps_rows([_naive(r[c]) for c in _COLUMNS] for r in rows)
 
         def write(conn: Any) -> dict[Key, tuple[int, float]]:
             with conn.transaction():
@@ -219,14 +221,12 @@ class LockStore:
                 try:
                     held: dict[Key, tuple[int, float]] = {}
                     if rows:
-                        cur.execute(self._insert_pg, arrays)
-                        cur.execute(self._read_back_pg,
-                                    ([k[0] for k in keys], [k[1] for k in keys]))
+                        cur.execute(self._insert_pg, (values,))
+                        cur.execute(self._read_back_pg, (dumps_rows(keys),))
                         held = {(o, a): (int(n), float(p)) for o, a, n, p in cur.fetchall()}
                     exposures = outbox(held)
                     if exposures:
-                        cur.execute(_OUTBOX_INSERT_PG, ([e[0] for e in exposures],
-                                                        [e[1] for e in exposures]))
+                        cur.execute(_OUTBOX_INSERT_PG, (dumps_rows(exposures),))
                     return held
                 finally:
                     cur.close()

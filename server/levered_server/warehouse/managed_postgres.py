@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from levered_server.json_rows import dumps_rows, select_fields
 from levered_server.warehouse.driver_api import NotReadOnly, WarehouseFailure
 from levered_server.warehouse.exposure_writer import COLUMNS as EXPOSURE_COLUMNS
 from levered_server.warehouse.managed_tables import EXPOSURES, SCHEMA, table_of
 from levered_server.warehouse.pg_warehouses import PgWarehouses
 from levered_server.warehouse.postgres_driver import PostgresDriver
 
-# Column types other than text, for the typed arrays rows are inserted from.
+# Column types other than text, which the inserted rows' JSON values are cast to.
 _TYPES = {"variant": "jsonb", "context": "jsonb", "properties": "jsonb",
           "variant_number": "integer", "model_version": "integer", "in_holdout": "boolean",
           "propensity": "double precision", "value": "double precision",
@@ -23,21 +24,14 @@ _TYPES = {"variant": "jsonb", "context": "jsonb", "properties": "jsonb",
 
 
 def insert_sql(table: str, columns: tuple[str, ...], rows: list[dict[str, Any]]
-               ) -> tuple[str, list[list[Any]]]:
-    """One INSERT of every row (one array parameter per column, `unnest`ed) that skips rows
-    whose exposure id or idempotency key is already stored (the unique indexes), also when
-    another replica inserts the same key at the same time; RETURNING one row per insert."""
-    arrays = ", ".join(f"%s::{_TYPES.get(c, 'text')}[]" for c in columns)
-    sql = (f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
-           "ON CONFLICT DO NOTHING RETURNING 1")
-    return sql, [[_value(c, r.get(c)) for r in rows] for c in columns]
-
-
-def _value(column: str, value: Any) -> Any:
-    # One Python type per array: an int propensity or value would make psycopg pick int8[].
-    if value is not None and _TYPES.get(column) == "double precision":
-        return float(value)
-    return value
+               ) -> tuple[str, list[str]]:
+    """One INSERT of every row (one JSON parameter, `json_rows`) that skips rows whose
+    exposure id or idempotency key is already stored (the unique indexes), also when another
+    replica inserts the same key at the same time; RETURNING one row per insert."""
+    sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
+           f"SELECT {select_fields([_TYPES.get(c, 'text') for c in columns])} "
+           "FROM json_array_elements(%s::json) AS x ON CONFLICT DO NOTHING RETURNING 1")
+    return sql, [dumps_rows([r.get(c) for c in columns] for r in rows)]
 
 
 class ManagedPostgresDriver(PostgresDriver):

@@ -1,0 +1,34 @@
+"""Rows as one JSON parameter, for PostgreSQL batch statements.
+
+A batch goes into PostgreSQL as a single `json` parameter (an array of row arrays) that the
+statement unpacks with `json_array_elements` and casts column by column. The alternative, one
+typed array parameter per column, has psycopg dump every element in Python (with regex
+escaping for text): at 1,500 serves/s that was 30 % of a worker's GIL time, where
+`json.dumps` is C and ~5× cheaper for a batch of 50 rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+def _value(value: Any) -> Any:
+    """What `json.dumps` cannot write itself: a timestamp (ISO text), a NumPy number."""
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def dumps_rows(rows: Iterable[Sequence[Any]]) -> str:
+    """The rows as a JSON array of arrays (timestamps as ISO text; NULL as null)."""
+    return json.dumps([list(row) for row in rows], default=_value, ensure_ascii=False)
+
+
+def select_fields(types: Sequence[str], alias: str = "x") -> str:
+    """`(x->>0)::type0, (x->>1)::type1, …`: the row array `alias`'s elements, cast."""
+    return ", ".join(f"({alias}->>{i})::{t}" for i, t in enumerate(types))
