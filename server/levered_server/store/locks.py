@@ -30,7 +30,7 @@ _PG_TYPES = ("text", "text", "text", "integer", "double precision", "integer", "
 _OUTBOX_INSERT = "INSERT INTO exposure_outbox (organization_id, payload) VALUES (%s, %s)"
 # PostgreSQL batches are one JSON parameter each (`json_rows`).
 _OUTBOX_INSERT_PG = ("INSERT INTO exposure_outbox (organization_id, payload) "
-                     "SELECT x->>0, x->>1 FROM json_array_elements(%s::json) AS x")
+                     "SELECT x->>0, x->>1 FROM jsonb_array_elements(%s::jsonb) AS x")
 _READ_BACK = 500  # keys per read-back statement on SQLite (its variable limit is 32,766)
 _BUSY_SECONDS = 10.0  # as the engine's busy_timeout
 _BUSY_POLL = 0.0002
@@ -96,9 +96,9 @@ class LockStore:
         # trip, no per-element dumping in Python).
         self._insert_pg = (f"INSERT INTO {table} ({', '.join(_COLUMNS)}) "
                            f"SELECT {select_fields(_PG_TYPES)} "
-                           f"FROM json_array_elements(%s::json) AS x ON CONFLICT DO NOTHING")
+                           f"FROM jsonb_array_elements(%s::jsonb) AS x ON CONFLICT DO NOTHING")
         self._read_back_pg = (f"SELECT l.optimization_id, l.anonymous_id, l.variant_number, "
-                              f"l.propensity FROM json_array_elements(%s::json) AS k JOIN {table} "
+                              f"l.propensity FROM jsonb_array_elements(%s::jsonb) AS k JOIN {table} "
                               f"l ON l.optimization_id = k->>0 AND l.anonymous_id = k->>1")
         self._local = threading.local()
         self._held: list[Any] = []

@@ -30,7 +30,7 @@ def insert_sql(table: str, columns: tuple[str, ...], rows: list[dict[str, Any]]
     replica inserts the same key at the same time; RETURNING one row per insert."""
     sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
            f"SELECT {select_fields([_TYPES.get(c, 'text') for c in columns])} "
-           "FROM json_array_elements(%s::json) AS x ON CONFLICT DO NOTHING RETURNING 1")
+           "FROM jsonb_array_elements(%s::jsonb) AS x ON CONFLICT DO NOTHING RETURNING 1")
     return sql, [dumps_rows([r.get(c) for c in columns] for r in rows)]
 
 
