@@ -221,3 +221,22 @@ def test_the_sqlite_read_back_probes_the_primary_key_instead_of_scanning_every_l
             "EXPLAIN QUERY PLAN " + read_back_sqlite(keys), tuple(["x"] * 2 * keys)).all()]
     assert any(step.startswith("SEARCH l USING") for step in plan), plan
     assert not any(step.startswith(("SCAN l", "SCAN locks")) for step in plan), plan
+
+
+def test_the_postgres_read_back_probes_the_primary_key_even_as_a_generic_plan(server):
+    import json
+
+    if server.runtime.store.engine.dialect.name != "postgresql":
+        pytest.skip("the PostgreSQL statement")
+    statement = server.runtime.locks._read_back_pg.replace("%s::jsonb", "$1")
+    with server.runtime.store.engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        driver.execute("SET plan_cache_mode = force_generic_plan")
+        driver.execute(f"PREPARE read_back(jsonb) AS {statement}")
+        try:
+            plan = "\n".join(row[0] for row in driver.execute(
+                f"EXPLAIN EXECUTE read_back('{json.dumps([['o', 'a'], ['o', 'b']])}')").fetchall())
+        finally:
+            driver.execute("DEALLOCATE read_back")
+            driver.execute("RESET plan_cache_mode")
+    assert "Index Scan" in plan and "Seq Scan on locks" not in plan, plan

@@ -97,9 +97,14 @@ class LockStore:
         self._insert_pg = (f"INSERT INTO {table} ({', '.join(_COLUMNS)}) "
                            f"SELECT {select_fields(_PG_TYPES)} "
                            f"FROM jsonb_array_elements(%s::jsonb) AS x ON CONFLICT DO NOTHING")
+        # One primary-key probe per key, whatever the plan: psycopg prepares the statement
+        # after five runs, and PostgreSQL's generic plan for a plain join (it guesses 100
+        # keys) was a hash join over a sequential scan of every lock, 6.7 ms at 20,000 users
+        # and growing with them. LIMIT 1 keeps the lateral subquery from being flattened.
         self._read_back_pg = (f"SELECT l.optimization_id, l.anonymous_id, l.variant_number, "
-                              f"l.propensity FROM jsonb_array_elements(%s::jsonb) AS k JOIN {table} "
-                              f"l ON l.optimization_id = k->>0 AND l.anonymous_id = k->>1")
+                              f"l.propensity FROM jsonb_array_elements(%s::jsonb) AS k "
+                              f"CROSS JOIN LATERAL (SELECT * FROM {table} AS t WHERE "
+                              f"t.optimization_id = k->>0 AND t.anonymous_id = k->>1 LIMIT 1) AS l")
         self._local = threading.local()
         self._held: list[Any] = []
         self._held_lock = threading.Lock()
