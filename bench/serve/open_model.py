@@ -2,7 +2,8 @@
 
 Starts `levered-server` (embedded default, or `--database-url` PostgreSQL, optionally
 `--workers N`) with a `cmab` optimization of six variants and two context factors, and the
-bare FastAPI reference (`bench/serve/bare_app.py`) on another port. For each rate, wrk2 sends
+bare FastAPI reference (`bench/serve/bare_app.py`), one after the other (the bare app first,
+each stopped before the other starts). For each rate, wrk2 sends
 `POST …/serve` with a new anonymous id per request at that fixed rate, and reports latency from
 each request's scheduled send time (coordinated omission corrected); then wrk measures each
 app's max throughput. Loopback only; the generator shares the machine's cores. Prepends the run
@@ -204,32 +205,32 @@ def main() -> None:
 
 
 def _run(args: argparse.Namespace, rows: list[dict]) -> dict[str, float]:
-    """Start both apps, measure, stop them; fill `rows`, return the max throughputs."""
+    """Measure the bare app, then levered, each alone on the machine (the other stopped, so
+    neither's background work, such as levered's training, lands in the other's numbers);
+    fill `rows`, return the max throughputs."""
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = pathlib.Path(tmp_name)
         script = tmp / "serve.lua"
         script.write_text(LUA)
-        procs = []
+        top: dict[str, float] = {}
         fixed_log = ""
-        try:
-            lv, lv_url = start_levered(tmp, args)
-            procs.append(lv)
-            bare, bare_url = start_bare(tmp)
-            procs.append(bare)
-            for name, url in (("levered", lv_url), ("bare FastAPI", bare_url)):
+        for name, start in (("bare FastAPI", lambda: start_bare(tmp)),
+                            ("levered", lambda: start_levered(tmp, args))):
+            proc, url = start()
+            try:
                 fixed_rate(args.wrk2, url, min(args.rates), 5, script)  # warm up
                 for rate in args.rates:
                     rows.append({"app": name, "rate": rate,
                                  **fixed_rate(args.wrk2, url, rate, args.seconds, script)})
-            fixed_log = (tmp / "levered.log").read_text(errors="replace")  # before max_rate
-            top = {name: max_rate(url, 10, script)
-                   for name, url in (("levered", lv_url), ("bare FastAPI", bare_url))}
-        finally:
-            for proc in procs:
+                if name == "levered":
+                    fixed_log = (tmp / "levered.log").read_text(errors="replace")
+                top[name] = max_rate(url, 10, script)
+            finally:
                 proc.terminate()
                 proc.wait(30)
-            if args.trace_stalls:
-                summarize_stalls(fixed_log)
+        if args.trace_stalls:
+            summarize_stalls(fixed_log)
+    rows.sort(key=lambda row: row["app"] != "levered")  # levered's rows first in the table
     return top
 
 
@@ -260,7 +261,7 @@ def _report(args: argparse.Namespace, rows: list[dict], top: dict[str, float]) -
              f"{os.getloadavg()[0]:.2f}), levered: {layout}, automatic training {args.training}, "
              "`cmab` 6 variants × 2 context factors, a new anonymous id per request, every "
              "exposure committed before the answer; bare FastAPI: in-memory policy, exposures "
-             f"batched into SQLite after the answer. wrk2 -t2 -c64 -d{args.seconds}s per rate.",
+             f"batched into SQLite after the answer; each app measured alone. wrk2 -t2 -c64 -d{args.seconds}s per rate.",
              "", "| app | rate req/s | achieved | p50 ms | p99 ms | p99.9 ms | max ms | non-2xx |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:

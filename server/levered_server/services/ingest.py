@@ -236,6 +236,9 @@ def _default_propensities(runtime: Any, org_id: str, rows: list[dict[str, Any]])
     runtime.serve_log.flush()
     with runtime.store.session(org_id) as s:
         locks = {(lk.optimization_id, lk.anonymous_id): lk for lk in s.scalars(select(Lock).where(
+            # Both key columns: on the anonymous id alone, no index applies (a scan of
+            # every lock per batch).
+            Lock.optimization_id.in_({r["optimization_id"] for r in pending}),
             Lock.anonymous_id.in_({r["anonymous_id"] for r in pending}))).all()}
     for r in pending:
         lk = locks.get((r["optimization_id"], r["anonymous_id"]))
