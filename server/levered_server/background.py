@@ -47,7 +47,7 @@ class Pacer:
     waited the full interval. Call the pacer once per item of such work: about every
     millisecond of work it sleeps 0.2 ms, which releases the GIL to the waiting loop at once.
     (500 events of a batch: ~10 such pauses, ~2 ms; serving p99 during a flood of such batches
-    went from 52-59 to 32-37 ms, docs/benchmarks.md.) A no-op on the main thread, which runs
+    went from 52-65 to 23-26 ms, docs/benchmarks.md.) A no-op on the main thread, which runs
     the event loop.
     """
 
