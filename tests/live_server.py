@@ -83,6 +83,21 @@ class LiveServer:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")
 
+    def live_optimization(self, name: str, levels: list[str]) -> str:
+        """A live `mab` optimization of one factor with `levels`, no holdout, rewarded by the
+        managed warehouse's rewards; its id."""
+        status, metric = self.api("POST", "/api/v2/warehouse/metrics", {
+            "name": "m", "sql": "SELECT anonymous_id, timestamp_utc FROM managed_dw.rewards",
+            "column_mapping": {"anonymous_id": "anonymous_id", "timestamp": "timestamp_utc"}})
+        assert status == 201, metric
+        status, opt = self.api("POST", "/api/v2/optimizations", {
+            "name": name, "model_type": "mab", "reward_metric_id": metric["id"],
+            "holdout_percentage": 0, "training_data_config": {
+                "reward": {"name": "r", "type": "bool"},
+                "design_factors": [{"name": "h", "levels": levels}]}})
+        assert status == 201, opt
+        return str(opt["id"])
+
     def state(self) -> dict[str, Any]:
         """Everything a failed command must leave unchanged."""
         bodies = {"optimizations": self.api("GET", "/api/v2/optimizations?include_archived=true&limit=100")[1],

@@ -18,16 +18,7 @@ from tests.live_server import LiveServer
 def test_kill_9_under_load_loses_no_acknowledged_serve(tmp_path):
     server = LiveServer.launch(tmp_path)
     try:
-        status, metric = server.api("POST", "/api/v2/warehouse/metrics", {
-            "name": "m", "sql": "SELECT anonymous_id, timestamp_utc FROM managed_dw.rewards",
-            "column_mapping": {"anonymous_id": "anonymous_id", "timestamp": "timestamp_utc"}})
-        assert status == 201, metric
-        status, opt = server.api("POST", "/api/v2/optimizations", {
-            "name": "kill", "model_type": "mab", "reward_metric_id": metric["id"],
-            "holdout_percentage": 0, "training_data_config": {
-                "reward": {"name": "r", "type": "bool"},
-                "design_factors": [{"name": "h", "levels": ["a", "b", "c"]}]}})
-        assert status == 201, opt
+        optimization = server.live_optimization("kill", ["a", "b", "c"])
         acked: list[dict] = []
         lock = threading.Lock()
         stop = threading.Event()
@@ -38,7 +29,7 @@ def test_kill_9_under_load_loses_no_acknowledged_serve(tmp_path):
             while not stop.is_set():
                 i += 1
                 try:
-                    conn.request("POST", f"/api/v2/optimizations/{opt['id']}/serve",
+                    conn.request("POST", f"/api/v2/optimizations/{optimization}/serve",
                                  json.dumps({"anonymous_id": f"k{w}-{i}"}),
                                  {"Content-Type": "application/json"})
                     resp = conn.getresponse()
@@ -70,7 +61,7 @@ def test_kill_9_under_load_loses_no_acknowledged_serve(tmp_path):
         # and moves what the crash left in the outbox into the warehouse.
         server.start()
         for a in acked[:20]:
-            status, body = server.api("POST", f"/api/v2/optimizations/{opt['id']}/serve",
+            status, body = server.api("POST", f"/api/v2/optimizations/{optimization}/serve",
                                       {"anonymous_id": a["anonymous_id"]})
             assert status == 200 and body["variant_number"] == a["variant_number"]
     finally:

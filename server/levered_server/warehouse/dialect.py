@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
 TypeKind = Literal["text", "float", "integer", "timestamp", "boolean"]
@@ -83,4 +84,16 @@ class Dialect:
         raise NotImplementedError
 
 
-__all__ = ["Dialect", "TypeKind"]
+HEX_DIGITS = "0123456789abcdef"
+
+
+def hex_prefix_mod_10000(digit: Callable[[int], str]) -> str:
+    """``int(hex_digest[:16], 16) % 10000`` for a warehouse without 64-bit unsigned integers,
+    for :meth:`Dialect.holdout_bucket`: the sum of each of the first 16 hex digits times
+    ``16**(15 - i) % 10000``, mod 10000. `digit(i)` is the SQL value (0-15) of the digest's hex
+    digit `i` (0-based), e.g. its position in :data:`HEX_DIGITS` less one."""
+    terms = " + ".join(f"{digit(i)} * {pow(16, 15 - i, 10000)}" for i in range(16))
+    return f"MOD({terms}, 10000)"
+
+
+__all__ = ["HEX_DIGITS", "Dialect", "TypeKind", "hex_prefix_mod_10000"]

@@ -22,8 +22,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ValidationError
 
 # The dialect lives in a module of its own; it is part of this contract and exported here.
+from levered_server.warehouse.dialect import HEX_DIGITS as HEX_DIGITS
 from levered_server.warehouse.dialect import Dialect as Dialect
 from levered_server.warehouse.dialect import TypeKind as TypeKind
+from levered_server.warehouse.dialect import hex_prefix_mod_10000 as hex_prefix_mod_10000
 
 CONTRACT_VERSION = 1
 ENTRY_POINT_GROUP = f"levered.warehouse.v{CONTRACT_VERSION}"

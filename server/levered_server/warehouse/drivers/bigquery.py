@@ -20,12 +20,14 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from levered_server.warehouse.driver_api import (
+    HEX_DIGITS,
     Cancel,
     Dialect,
     NotReadOnly,
     ResultSet,
     SqlRejected,
     WarehouseFailure,
+    hex_prefix_mod_10000,
     hooked,
     pick_table,
 )
@@ -33,7 +35,6 @@ from levered_server.warehouse.drivers import VendorClientDriver
 from levered_server.warehouse.drivers.statements import check_single_query
 from levered_server.warehouse.values import to_json, unique_names
 
-_HEX = "0123456789abcdef"
 _JSON_PATH = "__jsonpath"  # suffix of the JSONPath parameter derived from a key parameter
 _KEY_PARAM = re.compile(r"^@([A-Za-z_][A-Za-z0-9_]*)$")
 # The REST API's legacy type names → GoogleSQL's.
@@ -78,10 +79,8 @@ class BigQueryDialect(Dialect):
     def holdout_bucket(self, prefix: str, text_expr: str) -> str:
         # The first 16 hex digits of SHA-256, mod 10000 digit by digit (INT64 is signed).
         digest = f"TO_HEX(SHA256(CONCAT({self.literal(prefix)}, {text_expr})))"
-        terms = " + ".join(
-            f"(STRPOS('{_HEX}', SUBSTR({digest}, {i + 1}, 1)) - 1) * {pow(16, 15 - i, 10000)}"
-            for i in range(16))
-        return f"MOD({terms}, 10000)"
+        return hex_prefix_mod_10000(
+            lambda i: f"(STRPOS('{HEX_DIGITS}', SUBSTR({digest}, {i + 1}, 1)) - 1)")
 
 
 class BigQueryCredentials(BaseModel):

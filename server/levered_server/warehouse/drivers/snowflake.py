@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from levered_server.warehouse.driver_api import (
+    HEX_DIGITS,
     Cancel,
     CredentialProblem,
     Dialect,
@@ -25,6 +26,7 @@ from levered_server.warehouse.driver_api import (
     ResultSet,
     SqlRejected,
     WarehouseFailure,
+    hex_prefix_mod_10000,
     hooked,
     pick_table,
 )
@@ -37,7 +39,6 @@ from levered_server.warehouse.values import to_json, unique_names
 _CANCELLED, _TIMEOUT, _NO_PRIVILEGE = 604, 630, 3001
 # SQLSTATE classes of a statement the warehouse rejected: syntax, names, data.
 _REJECTED_STATES = ("42", "22")
-_HEX = "0123456789abcdef"
 
 
 class SnowflakeDialect(Dialect):
@@ -75,10 +76,8 @@ class SnowflakeDialect(Dialect):
         # The first 16 hex digits of SHA-256, mod 10000 digit by digit (16^k mod 10000 each),
         # so no 64-bit unsigned integer is needed.
         digest = f"SHA2({self.literal(prefix)} || {text_expr}, 256)"
-        terms = " + ".join(
-            f"(POSITION(SUBSTR({digest}, {i + 1}, 1), '{_HEX}') - 1) * {pow(16, 15 - i, 10000)}"
-            for i in range(16))
-        return f"MOD({terms}, 10000)"
+        return hex_prefix_mod_10000(
+            lambda i: f"(POSITION(SUBSTR({digest}, {i + 1}, 1), '{HEX_DIGITS}') - 1)")
 
 
 class SnowflakeCredentials(BaseModel):
