@@ -33,7 +33,7 @@ from levered_server.warehouse.driver_api import (
     hooked,
     pick_table,
 )
-from levered_server.warehouse.values import to_json, unique_names
+from levered_server.warehouse.values import unique_names
 
 __version__ = "0.1.0"
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?(\*/|\Z)", re.S)
@@ -211,11 +211,7 @@ class SQLiteDriver(WarehouseDriver):
             names = unique_names([d[0] for d in cur.description or []])
             raw = cur.fetchmany(limit + 1)
         types = [_type_of([r[i] for r in raw]) for i in range(len(names))]
-        rows = [{n: to_json(v, t) for n, v, t in zip(names, row, types, strict=False)}
-                for row in raw[:limit]]
-        return ResultSet(columns=[{"name": n, "type": t} for n, t in zip(names, types, strict=False)],
-                         rows=rows, truncated=len(raw) > limit,
-                         elapsed_ms=int((time.perf_counter() - started) * 1000))
+        return ResultSet.of(names, types, raw, limit=limit, started=started)
 
     def describe(self, sql: str, *, timeout: float,
                  params: dict[str, Any] | None = None) -> list[dict[str, str]]:

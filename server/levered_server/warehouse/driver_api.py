@@ -16,7 +16,8 @@ import dataclasses
 import importlib.metadata
 import importlib.util
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -26,6 +27,7 @@ from levered_server.warehouse.dialect import HEX_DIGITS as HEX_DIGITS
 from levered_server.warehouse.dialect import Dialect as Dialect
 from levered_server.warehouse.dialect import TypeKind as TypeKind
 from levered_server.warehouse.dialect import hex_prefix_mod_10000 as hex_prefix_mod_10000
+from levered_server.warehouse.values import to_json
 
 CONTRACT_VERSION = 1
 ENTRY_POINT_GROUP = f"levered.warehouse.v{CONTRACT_VERSION}"
@@ -101,6 +103,23 @@ class ResultSet:
     rows: list[dict[str, Any]]
     truncated: bool
     elapsed_ms: int = 0
+
+    @classmethod
+    def of(cls, names: list[str], types: list[str], raw: Sequence[Sequence[Any]], *,
+           limit: int, started: float,
+           value: Callable[[Any, str], Any] | None = None) -> ResultSet:
+        """A query's result from the rows it fetched (`limit + 1` at most, to tell whether
+        there were more): the first `limit`, each value converted by `values.to_json` (after
+        `value(v, type)`, when given), `truncated` when there were more, and the time since
+        `started` (`time.perf_counter()`). `names` are unique (`values.unique_names`)."""
+        def cell(v: Any, t: str) -> Any:
+            return to_json(v if value is None else value(v, t), t)
+
+        rows = [{n: cell(v, t) for n, v, t in zip(names, row, types, strict=False)}
+                for row in raw[:limit]]
+        return cls(columns=[{"name": n, "type": t} for n, t in zip(names, types, strict=False)],
+                   rows=rows, truncated=len(raw) > limit,
+                   elapsed_ms=int((time.perf_counter() - started) * 1000))
 
 
 @dataclasses.dataclass

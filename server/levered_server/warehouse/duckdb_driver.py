@@ -33,7 +33,7 @@ from levered_server.warehouse.duckdb_files import SCHEMA, Database, database_of,
 from levered_server.warehouse.duckdb_sql import CONFIG, DuckDBDialect, statements, writing_node
 from levered_server.warehouse.exposure_writer import insert_exposures, insert_rows
 from levered_server.warehouse.managed_tables import EXPOSURES, fresh_rows, table_of
-from levered_server.warehouse.values import to_json, unique_names
+from levered_server.warehouse.values import unique_names
 
 WRITE_WAIT = 10.0  # seconds a write waits for the file's writer before "busy"
 _POLL = 0.05  # seconds between the checks of a statement's time limit and cancellation
@@ -257,10 +257,7 @@ class DuckDBDriver(WarehouseDriver):
                 raise WarehouseFailure(str(exc)) from None
         types = [str(d[1]) for d in desc]
         names = unique_names([d[0] for d in desc])
-        rows = [{n: to_json(v, t) for n, v, t in zip(names, row, types, strict=False)} for row in raw[:limit]]
-        return ResultSet(columns=[{"name": n, "type": t} for n, t in zip(names, types, strict=False)],
-                         rows=rows, truncated=len(raw) > limit,
-                         elapsed_ms=int((time.perf_counter() - started) * 1000))
+        return ResultSet.of(names, types, raw, limit=limit, started=started)
 
     def query_columns(self, sql: str, *, limit: int, timeout: float,
                       params: dict[str, Any] | None = None,

@@ -21,7 +21,7 @@ from levered_server.warehouse.driver_api import (
     pick_table,
 )
 from levered_server.warehouse.sqltext import first_keyword, split_statements
-from levered_server.warehouse.values import to_json, unique_names
+from levered_server.warehouse.values import unique_names
 
 
 class PostgresDialect(Dialect):
@@ -182,10 +182,7 @@ class PostgresDriver(WarehouseDriver):
                 types = self._types(conn, desc)
                 raw = cur.fetchmany(limit + 1)
         names = unique_names([d.name for d in desc])
-        rows = [{n: to_json(v, t) for n, v, t in zip(names, row, types, strict=False)} for row in raw[:limit]]
-        return ResultSet(columns=[{"name": n, "type": t} for n, t in zip(names, types, strict=False)],
-                         rows=rows, truncated=len(raw) > limit,
-                         elapsed_ms=int((time.perf_counter() - started) * 1000))
+        return ResultSet.of(names, types, raw, limit=limit, started=started)
 
     def describe(self, sql: str, *, timeout: float,
                  params: dict[str, Any] | None = None) -> list[dict[str, str]]:

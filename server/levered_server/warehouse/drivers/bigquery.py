@@ -33,7 +33,7 @@ from levered_server.warehouse.driver_api import (
 )
 from levered_server.warehouse.drivers import VendorClientDriver
 from levered_server.warehouse.drivers.statements import check_single_query
-from levered_server.warehouse.values import to_json, unique_names
+from levered_server.warehouse.values import unique_names
 
 _JSON_PATH = "__jsonpath"  # suffix of the JSONPath parameter derived from a key parameter
 _KEY_PARAM = re.compile(r"^@([A-Za-z_][A-Za-z0-9_]*)$")
@@ -229,11 +229,7 @@ class BigQueryDriver(VendorClientDriver):
             raise failure from None
         types = [_type(f) for f in fields]
         names = unique_names([f.name for f in fields])
-        rows = [{n: to_json(v, t) for n, v, t in zip(names, row, types, strict=False)}
-                for row in raw[:limit]]
-        return ResultSet(columns=[{"name": n, "type": t} for n, t in zip(names, types, strict=False)],
-                         rows=rows, truncated=len(raw) > limit,
-                         elapsed_ms=int((time.perf_counter() - started) * 1000))
+        return ResultSet.of(names, types, raw, limit=limit, started=started)
 
     def describe(self, sql: str, *, timeout: float,
                  params: dict[str, Any] | None = None) -> list[dict[str, str]]:

@@ -31,7 +31,7 @@ from levered_server.warehouse.driver_api import (
 )
 from levered_server.warehouse.drivers import VendorClientDriver
 from levered_server.warehouse.drivers.statements import check_single_query
-from levered_server.warehouse.values import to_json, unique_names
+from levered_server.warehouse.values import unique_names
 
 # ClickHouse error codes (src/Common/ErrorCodes.cpp) that mean "the SQL is wrong".
 _REJECTED = {6, 27, 36, 41, 42, 43, 44, 46, 47, 48, 53, 60, 62, 70, 81, 170, 179, 184, 215,
@@ -257,13 +257,9 @@ class ClickHouseDriver(VendorClientDriver):
             described = self.describe(sql, timeout=timeout, params=params)
             names = unique_names([c["name"] for c in described])
             types = [c["type"] for c in described]
-        zoned = [_ZONED.match(t) is not None for t in types]
-        rows = [{n: to_json(_utc(v) if z else v, t)
-                 for n, v, t, z in zip(names, row, types, zoned, strict=False)}
-                for row in raw[:limit]]
-        return ResultSet(columns=[{"name": n, "type": t} for n, t in zip(names, types, strict=False)],
-                         rows=rows, truncated=len(raw) > limit,
-                         elapsed_ms=int((time.perf_counter() - started) * 1000))
+        zoned = {t for t in types if _ZONED.match(t)}
+        return ResultSet.of(names, types, raw, limit=limit, started=started,
+                            value=lambda v, t: _utc(v) if t in zoned else v)
 
     def describe(self, sql: str, *, timeout: float,
                  params: dict[str, Any] | None = None) -> list[dict[str, str]]:

@@ -32,7 +32,7 @@ from levered_server.warehouse.driver_api import (
 )
 from levered_server.warehouse.drivers import VendorClientDriver
 from levered_server.warehouse.drivers.statements import check_single_query
-from levered_server.warehouse.values import to_json, unique_names
+from levered_server.warehouse.values import unique_names
 
 # Snowflake error numbers: 604 = statement cancelled, 630 = timeout (STATEMENT_TIMEOUT).
 # 3001 = insufficient privileges.
@@ -231,11 +231,7 @@ class SnowflakeDriver(VendorClientDriver):
         desc, raw = self._execute(sql, params, timeout=timeout, cancel=cancel, fetch=limit + 1)
         types = self._types(desc)
         names = unique_names([_name(d.name) for d in desc])
-        rows = [{n: to_json(_value(v, t), t) for n, v, t in zip(names, row, types, strict=False)}
-                for row in raw[:limit]]
-        return ResultSet(columns=[{"name": n, "type": t} for n, t in zip(names, types, strict=False)],
-                         rows=rows, truncated=len(raw) > limit,
-                         elapsed_ms=int((time.perf_counter() - started) * 1000))
+        return ResultSet.of(names, types, raw, limit=limit, started=started, value=_value)
 
     def describe(self, sql: str, *, timeout: float,
                  params: dict[str, Any] | None = None) -> list[dict[str, str]]:
