@@ -72,8 +72,9 @@ def test_a_pacer_pauses_worker_threads_about_every_slice_and_never_the_loop(monk
     t = threading.Thread(target=on_worker)
     t.start()
     t.join()
-    # ~50 slices of work in 50 ms, each followed by a pause (less the pauses' own time)
-    assert 10 <= worker["pauses"] <= 60 and set(pauses) == {background.PAUSE}
+    # ~50 slices of work in 50 ms, each followed by a pause (fewer on a busy machine, where a
+    # pause may sleep longer than asked or the thread wait for a core)
+    assert 5 <= worker["pauses"] <= 60 and set(pauses) == {background.PAUSE}
     pauses.clear()
     busy(background.Pacer(slice_seconds=0.001), 0.02)  # the main thread runs the event loop
     assert pauses == []
