@@ -116,7 +116,7 @@ class DashboardApp(App[None]):
         self.rounds += 1
         self._busy = False
         for screen in self.screen_stack:
-            if isinstance(screen, DashboardScreen) and screen.is_mounted:
+            if isinstance(screen, DashboardScreen) and screen.is_mounted and screen.composed:
                 screen.show(snapshot)
         if self._again:
             self._again = False
@@ -124,7 +124,7 @@ class DashboardApp(App[None]):
 
     def _tick(self) -> None:
         for screen in self.screen_stack:
-            if isinstance(screen, DashboardScreen) and screen.is_mounted:
+            if isinstance(screen, DashboardScreen) and screen.is_mounted and screen.composed:
                 screen.tick()
 
     def action_keys(self) -> None:

@@ -45,6 +45,13 @@ class DashboardScreen(Screen[None]):
         """The running app, typed."""
         return self.app  # type: ignore[return-value]
 
+    @property
+    def composed(self) -> bool:
+        """Whether its widgets are there. A refresh round, a resize or the 1 s timer can
+        arrive between the screen's mounting and its composing; each screen shows the
+        current snapshot from its `on_mount`, so what arrives before is skipped."""
+        return next(self.query("#status").results(Static), None) is not None
+
     def show(self, snapshot: Snapshot) -> None:
         """Show a new snapshot."""
         self.tick()
@@ -52,15 +59,15 @@ class DashboardScreen(Screen[None]):
     def tick(self) -> None:
         """Rewrite the status line (called every second: "updated 4s ago")."""
         snapshot = self.dashboard.snapshot
-        found = self.query("#status").results(Static)
-        status = next(found, None)
-        if status is None:  # the 1 s timer can fire between mounting and composing: next tick
+        status = next(self.query("#status").results(Static), None)
+        if status is None:  # not composed yet: the next tick
             return
         status.update(Text(views.status_line(snapshot, self.dashboard.refresh_seconds, self.dashboard.clock())))
         status.set_class(snapshot.problem is not None, "-problem")
 
     def on_resize(self) -> None:
-        self.show(self.dashboard.snapshot)
+        if self.composed:
+            self.show(self.dashboard.snapshot)
 
     def action_back(self) -> None:
         """Escape on the list: already at the top."""
