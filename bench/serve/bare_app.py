@@ -62,7 +62,7 @@ def create_app(db_path: str) -> FastAPI:
     threading.Thread(target=flusher, daemon=True).start()
 
     @app.post("/api/v2/optimizations/{optimization_id}/serve")
-    def serve(optimization_id: str, body: ServeBody) -> dict[str, Any]:
+    async def serve(optimization_id: str, body: ServeBody) -> dict[str, Any]:
         anon = body.anonymous_id or str(uuid.uuid4())
         digest = hashlib.sha256(f"{optimization_id}:{anon}".encode()).digest()
         holdout = int.from_bytes(digest[:8], "big") % 10000 < 1000

@@ -240,3 +240,72 @@ def test_the_postgres_read_back_probes_the_primary_key_even_as_a_generic_plan(se
             driver.execute("DEALLOCATE read_back")
             driver.execute("RESET plan_cache_mode")
     assert "Index Scan" in plan and "Seq Scan on locks" not in plan, plan
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+def test_the_loop_commits_a_serve_behind_a_short_sqlite_write_itself(server, org):
+    """A write lock held for a moment (the outbox mover's delete) is waited for on the event
+    loop, retried without blocking it: no writer thread is running here, so the serve can
+    only have been committed by the loop."""
+    import asyncio
+    import sqlite3
+
+    from levered_server.services.serve_log import LoopGroup
+
+    opt = make_optimization(org, holdout_percentage=0)
+    rt = server.runtime
+    log = ServeLog(rt.locks, rt.outbox)  # not started: no writer thread
+    other = sqlite3.connect(rt.store.engine.url.database, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        write = ServeWrite(org.id, (opt["id"], "short"), _lock_row(org, opt, "short"), (1, 0.2),
+                           None)
+
+        async def one() -> tuple[tuple[int, float], int]:
+            loop = asyncio.get_running_loop()
+            ticks = 0
+
+            async def ticker() -> None:  # the loop keeps turning meanwhile
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    await asyncio.sleep(0.001)
+
+            tick = loop.create_task(ticker())
+            loop.call_later(0.02, other.execute, "COMMIT")
+            held = await LoopGroup(log).commit(write)
+            tick.cancel()
+            return held, ticks
+
+        held, ticks = asyncio.run(one())
+        assert held == (1, 0.2) and ticks >= 5
+        assert log.commits == 1 and rt.locks.get(opt["id"], "short") == (1, 0.2)
+    finally:
+        other.close()
+
+
+def test_an_outbox_payload_lands_in_the_warehouse_as_the_row_it_encodes(server, org):
+    """The mover hands the payloads to the warehouse to parse (DuckDB's `from_json`,
+    PostgreSQL's `jsonb`): every column arrives as `append_exposures` writes it."""
+    from levered_server.services.outbox import encode
+
+    opt = make_optimization(org, holdout_percentage=0)
+    driver = server.runtime.warehouses.managed(org.id)
+    base = {**_row(org, opt, 3, 1 / 6), "variant": '{"headline": "Grüße \\"quoted\\""}',
+            "context": '{"country": "DE", "device_type": null}', "in_holdout": True,
+            "model_version": 4}
+    by_payload = {**base, "exposure_id": "e-payload", "idempotency_key": "k-payload"}
+    by_row = {**base, "exposure_id": "e-row", "idempotency_key": "k-row"}
+    driver.append_exposure_payloads([encode(by_payload)])
+    driver.append_exposures([by_row])
+    sql = ("SELECT exposure_id, anonymous_id, optimization_id, variant_number, in_holdout, "
+           "propensity, model_version, source, idempotency_key, timestamp_utc, organization_id, "
+           "created_at, CAST(variant AS VARCHAR) AS variant, CAST(context AS VARCHAR) AS context "
+           "FROM managed_dw.exposures WHERE exposure_id IN ('e-payload', 'e-row') "
+           "ORDER BY exposure_id")
+    got, want = driver.query(sql, limit=5, timeout=10).rows
+    assert (got.pop("exposure_id"), got.pop("idempotency_key")) == ("e-payload", "k-payload")
+    assert (want.pop("exposure_id"), want.pop("idempotency_key")) == ("e-row", "k-row")
+    assert got == want
+    assert got["propensity"] == 1 / 6 and got["in_holdout"] is True
+    assert "Grüße" in got["variant"]

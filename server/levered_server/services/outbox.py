@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from levered_server.background import lower_thread_priority
 from levered_server.store.db import Store
 
 log = logging.getLogger("levered_server.exposures")
@@ -53,7 +54,7 @@ def decode(payload: str) -> dict[str, Any]:
 class OutboxMover:
     """Moves outbox rows into the managed warehouses: a thread, and `flush` for readers."""
 
-    def __init__(self, store: Store, warehouses: Any, interval: float = 0.2) -> None:
+    def __init__(self, store: Store, warehouses: Any, interval: float = 1.0) -> None:
         self.store = store
         self.warehouses = warehouses
         self.interval = interval
@@ -94,6 +95,9 @@ class OutboxMover:
             log.warning("exposures left in the outbox at shutdown: %s", exc)
 
     def _run(self) -> None:
+        # Each move is milliseconds of DuckDB's CPU per statement, whatever its size (so one
+        # a second, not five), run on this thread: behind serving's, not beside it.
+        lower_thread_priority()
         failing = False
         while not self._stop.is_set():
             self._wake.wait(self.interval)
@@ -178,9 +182,15 @@ class OutboxMover:
         left = [{**decode(r[2]), "_explicit_id": True} for r in rows if r[0] <= self._horizon]
         if left:
             driver.ingest("exposures", left)
-        fresh = [decode(r[2]) for r in rows if r[0] > self._horizon]
-        if fresh:
-            driver.append_exposures(fresh)
+        fresh = [r[2] for r in rows if r[0] > self._horizon]
+        if not fresh:
+            return
+        if hasattr(driver, "append_exposure_payloads"):
+            # The warehouse parses the payloads: no decoding here, which held the GIL in
+            # stretches the serving event loop waited behind (docs/benchmarks.md).
+            driver.append_exposure_payloads(fresh)
+        else:
+            driver.append_exposures([decode(p) for p in fresh])
 
     def _last_id(self) -> int:
         with self.store.engine.connect() as conn:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from levered_server.services import outbox
-from levered_server.store.locks import Key, LockStore
+from levered_server.store.locks import Key, LockStore, WriteBusy
 
 log = logging.getLogger("levered_server.exposures")
 MAX_PENDING = 100_000  # write-behind only: beyond this a failing warehouse drops exposures
@@ -116,8 +116,33 @@ class ServeLog:
             if batch:
                 self._commit_batch(batch)
 
-    def _commit_batch(self, batch: list[ServeWrite]) -> None:
-        """Commit one batch (under `_commit_lock`) and resolve its futures."""
+    @property
+    def commits_inline(self) -> bool:
+        """Whether the event loop commits its serves itself (`commit_now`): on SQLite,
+        acknowledging only what is committed."""
+        return not self.locks.postgres and not self.write_behind
+
+    def commit_now(self, batch: list[ServeWrite]) -> bool:
+        """Commit the batch on this thread (the event loop) if SQLite's write lock is free at
+        once; False, with nothing done, when it is not (the writer thread then takes it).
+
+        On SQLite a commit is ~0.1 ms of C calls with the GIL released; handed to the writer
+        thread, it needed the GIL back after every call, from an event loop busy with other
+        requests, up to the 5 ms switch interval each time, and that wait was most of the
+        serve tail at 1,000 serves/s (docs/benchmarks.md). So the loop commits itself and
+        never waits: another writer (the outbox mover's delete, an API write) sends the batch
+        to the thread, which polls for the lock.
+        """
+        if not self.commits_inline or not batch or not self._commit_lock.acquire(blocking=False):
+            return False
+        try:
+            return self._commit_batch(batch, wait=False)
+        finally:
+            self._commit_lock.release()
+
+    def _commit_batch(self, batch: list[ServeWrite], wait: bool = True) -> bool:
+        """Commit one batch (under `_commit_lock`) and resolve its futures; False when `wait`
+        is false and the write lock was busy (nothing done)."""
         finals: dict[int, tuple[int, float]] = {}
 
         def exposures(held: dict[Key, tuple[int, float]]) -> list[tuple[str, str]]:
@@ -131,10 +156,13 @@ class ServeLog:
 
         started = time.perf_counter()
         try:
-            self.locks.commit([w.lock for w in batch if w.lock is not None], exposures)
+            self.locks.commit([w.lock for w in batch if w.lock is not None], exposures,
+                              wait=wait)
+        except WriteBusy:
+            return False
         except Exception as exc:  # noqa: BLE001 - reported to every waiting request
             self._fail(batch, exc, "serves")
-            return
+            return True
         with self._cond:
             for w in batch:
                 if w.lock is not None and self._pending.get(w.key) is w:
@@ -147,6 +175,7 @@ class ServeLog:
         for w in batch:
             if not w.future.done():
                 w.future.set_result(finals.get(id(w), w.assigned))
+        return True
 
     def _fail(self, batch: list[ServeWrite], exc: Exception, what: str) -> None:
         if self.write_behind:
@@ -198,16 +227,27 @@ class ServeLog:
 
 
 class LoopGroup:
-    """Hands the serves that reach their commit in one event-loop turn to the writer together.
+    """Commits the serves that reach their commit in one event-loop turn together.
 
-    One wake-up of the writer thread and one call back into the loop per turn, instead of one
-    each per serve: those thread hand-offs (`Condition.notify`, future chaining) were a tenth
-    of the event loop's time at 500 serves/s (docs/benchmarks.md).
+    On SQLite the loop commits them itself (`ServeLog.commit_now`). When another connection
+    holds the write lock (the outbox mover's delete, an API write), the batch waits on the
+    loop, retried every `RETRY` seconds with later turns' serves joining it, and goes to the
+    writer thread, which waits for the lock off the loop, only after `RETRY_FOR`: handed over
+    at once, its commit needed the GIL back from the busy loop after every SQLite call.
+    On PostgreSQL (a round trip) and in write-behind mode every batch goes to the writer:
+    one wake-up and one call back into the loop per turn instead of one each per serve
+    (those hand-offs were a tenth of the event loop's time at 500 serves/s,
+    docs/benchmarks.md).
     """
+
+    RETRY = 0.0005
+    RETRY_FOR = 0.05
 
     def __init__(self, serve_log: ServeLog) -> None:
         self.serve_log = serve_log
         self._batch: tuple[list[ServeWrite], asyncio.Future[None]] | None = None
+        # Writes held on the loop while the write lock is busy, and the turns waiting on them.
+        self._held: tuple[list[ServeWrite], list[asyncio.Future[None]], float] | None = None
 
     async def commit(self, write: ServeWrite) -> tuple[int, float]:
         """Queue `write` and wait until it is committed; return the (variant, propensity)
@@ -224,15 +264,36 @@ class LoopGroup:
     def _hand_off(self, batch: tuple[list[ServeWrite], asyncio.Future[None]]) -> None:
         self._batch = None
         writes, done = batch
-        loop = done.get_loop()
+        if self._held is not None:  # behind writes already waiting for the lock, in order
+            self._held[0].extend(writes)
+            self._held[1].append(done)
+        elif self.serve_log.commit_now(writes):
+            done.set_result(None)
+        elif self.serve_log.commits_inline:
+            self._held = (list(writes), [done], time.monotonic())
+            done.get_loop().call_later(self.RETRY, self._retry)
+        else:
+            self._to_writer(writes, [done])
 
-        def settle(_future: object) -> None:
-            if not done.done():
-                done.set_result(None)
+    def _retry(self) -> None:
+        if self._held is None:
+            return
+        writes, dones, since = self._held
+        if self.serve_log.commit_now(writes):
+            self._held = None
+            _settle(dones)
+        elif time.monotonic() - since < self.RETRY_FOR:
+            dones[0].get_loop().call_later(self.RETRY, self._retry)
+        else:
+            self._held = None
+            self._to_writer(writes, dones)
+
+    def _to_writer(self, writes: list[ServeWrite], dones: list[asyncio.Future[None]]) -> None:
+        loop = dones[0].get_loop()
 
         def committed(_future: object) -> None:
             # The writer resolves a batch's futures in order: the last one done means all.
-            loop.call_soon_threadsafe(settle, None)
+            loop.call_soon_threadsafe(_settle, dones)
 
         try:
             self.serve_log.submit_all(writes)
@@ -241,3 +302,9 @@ class LoopGroup:
                 if not w.future.done():
                     w.future.set_exception(exc)
         writes[-1].future.add_done_callback(committed)
+
+
+def _settle(dones: list[asyncio.Future[None]]) -> None:
+    for done in dones:
+        if not done.done():
+            done.set_result(None)

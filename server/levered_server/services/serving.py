@@ -9,7 +9,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from levered_server.clock import canonical_uuid, new_id, utcnow
+from levered_server.clock import canonical_uuid, new_id, new_record_id, utcnow
 from levered_server.engine import uniform
 from levered_server.errors import FieldErrors, ModelUnavailable, NotFound, OptimizationNotLive
 from levered_server.services import design
@@ -169,7 +169,7 @@ def answer(snap: Any, anon: str, number: int, propensity: float, holdout: bool, 
     return {"optimization_id": snap.id, "anonymous_id": anon, "variant": variant,
             "variant_number": number, "variant_key": key, "in_holdout": holdout,
             "propensity": propensity, "model_version": snap.model_version,
-            "exposure_id": None if dry else exposure_id or new_id()}
+            "exposure_id": None if dry else exposure_id or new_record_id()}
 
 
 def _exposure_row(snap: Any, result: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:

@@ -38,13 +38,19 @@ _BUSY_POLL = 0.0002
 _NO_AUTOCHECKPOINT = 100_000
 
 
-def _begin_immediate(conn: Any) -> None:
+class WriteBusy(Exception):
+    """Another connection holds SQLite's write lock, and the commit was not to wait."""
+
+
+def _begin_immediate(conn: Any, wait: bool = True) -> None:
     """Take SQLite's write lock now, polling every 0.2 ms while another writer holds it.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25… ms between tries, so a serve
     commit that met the outbox mover's delete or an API write waited 18-250 ms for a lock
     released after a fraction of a millisecond: that was the serve tail on the embedded
     default (docs/benchmarks.md). Polling keeps the wait to what the other writer needs.
+
+    :raises WriteBusy: `wait` is false and the lock is held (nothing was started).
     """
     deadline = time.monotonic() + _BUSY_SECONDS
     while True:
@@ -54,6 +60,8 @@ def _begin_immediate(conn: Any) -> None:
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
+            if not wait:
+                raise WriteBusy(str(exc)) from None
             if time.monotonic() > deadline:
                 raise
             time.sleep(_BUSY_POLL)
@@ -155,6 +163,8 @@ class LockStore:
             conn = self._connection()
             try:
                 return work(conn.driver_connection)
+            except WriteBusy:
+                raise  # the connection is fine; nothing was done
             except Exception:
                 self._drop(conn)
                 if attempt:
@@ -181,10 +191,15 @@ class LockStore:
         holds for every key, as stored."""
         return self.commit(rows, lambda _held: [])
 
-    def commit(self, rows: list[dict[str, Any]], outbox: Outbox) -> dict[Key, tuple[int, float]]:
+    def commit(self, rows: list[dict[str, Any]], outbox: Outbox, *, wait: bool = True
+               ) -> dict[Key, tuple[int, float]]:
         """In one transaction: insert new locks (an existing row wins), read back the lock that
         holds for every key, and insert the exposure-outbox rows `outbox(held)` returns
-        (`(organization id, payload)`, built from the locks as stored)."""
+        (`(organization id, payload)`, built from the locks as stored).
+
+        :raises WriteBusy: SQLite only, `wait` false and another connection is writing
+            (nothing was done, `outbox` was not called).
+        """
         keys = list({(r["optimization_id"], r["anonymous_id"]) for r in rows})
         if self.postgres:
             return self._commit_postgres(rows, keys, outbox)
@@ -192,7 +207,7 @@ class LockStore:
 
         def write(conn: Any) -> dict[Key, tuple[int, float]]:
             held: dict[Key, tuple[int, float]] = {}
-            _begin_immediate(conn)
+            _begin_immediate(conn, wait)
             cur = conn.cursor()
             try:
                 if params:

@@ -260,7 +260,8 @@ class WarehouseDriver(abc.ABC):
     #: Default: the version of the distribution that ships the driver's module.
     driver_version: ClassVar[str | None] = None
     #: The server's own (managed) warehouse, which it writes exposures and ingested events
-    #: to: such a driver also implements `append_exposures` and `ingest` (managed_postgres.py).
+    #: to: such a driver also implements `append_exposures` and `ingest` (managed_postgres.py),
+    #: and may implement `append_exposure_payloads` (the outbox's JSON, parsed by the engine).
     managed: ClassVar[bool] = False
     #: How the warehouse spells SQL.
     dialect: ClassVar[Dialect]

@@ -31,7 +31,11 @@ from levered_server.warehouse.driver_api import (
 )
 from levered_server.warehouse.duckdb_files import SCHEMA, Database, database_of, discard
 from levered_server.warehouse.duckdb_sql import CONFIG, DuckDBDialect, statements, writing_node
-from levered_server.warehouse.exposure_writer import insert_exposures, insert_rows
+from levered_server.warehouse.exposure_writer import (
+    insert_exposure_payloads,
+    insert_exposures,
+    insert_rows,
+)
 from levered_server.warehouse.managed_tables import EXPOSURES, fresh_rows, table_of
 from levered_server.warehouse.values import unique_names
 
@@ -123,6 +127,16 @@ class DuckDBDriver(WarehouseDriver):
         if rows:
             with self._writing(), self.writer() as con:
                 insert_exposures(con, rows)
+
+    def append_exposure_payloads(self, payloads: list[str]) -> None:
+        """Insert exposures from their outbox payloads in one transaction, as
+        `append_exposures` does their rows.
+
+        :raises WarehouseFailure: nothing was written.
+        """
+        if payloads:
+            with self._writing(), self.writer() as con:
+                insert_exposure_payloads(con, payloads)
 
     def ingest(self, kind: str, rows: list[dict[str, Any]]) -> int:
         """Insert the rows whose idempotency key (and explicit exposure id) is new, in one

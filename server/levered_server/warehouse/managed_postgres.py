@@ -34,6 +34,18 @@ def insert_sql(table: str, columns: tuple[str, ...], rows: list[dict[str, Any]]
     return sql, [dumps_rows([r.get(c) for c in columns] for r in rows)]
 
 
+def payload_insert_sql() -> str:
+    """One INSERT of exposures from their outbox payloads (`services/outbox.encode`): the
+    payloads joined into one `jsonb` array parameter, each field cast, no decoding in Python;
+    an exposure id already stored is skipped."""
+    fields = ", ".join(f"(x->>'{c}')::{_TYPES.get(c, 'text')}" for c in EXPOSURE_COLUMNS)
+    return (f"INSERT INTO {EXPOSURES} ({', '.join(EXPOSURE_COLUMNS)}) SELECT {fields} "
+            "FROM jsonb_array_elements(%s::jsonb) AS x ON CONFLICT DO NOTHING")
+
+
+_PAYLOAD_INSERT = payload_insert_sql()
+
+
 class ManagedPostgresDriver(PostgresDriver):
     """An organization's managed warehouse in its own PostgreSQL database."""
 
@@ -78,6 +90,15 @@ class ManagedPostgresDriver(PostgresDriver):
         if rows:
             with self.warehouses.writer(self.config.organization_id) as conn:
                 conn.execute(*insert_sql(EXPOSURES, EXPOSURE_COLUMNS, rows))
+
+    def append_exposure_payloads(self, payloads: list[str]) -> None:
+        """Insert exposures from their outbox payloads, as `append_exposures` does their rows.
+
+        :raises WarehouseFailure: nothing was written.
+        """
+        if payloads:
+            with self.warehouses.writer(self.config.organization_id) as conn:
+                conn.execute(_PAYLOAD_INSERT, ["[" + ",".join(payloads) + "]"])
 
     def ingest(self, kind: str, rows: list[dict[str, Any]]) -> int:
         """Insert the rows whose idempotency key (and exposure id) is new, in one transaction;
