@@ -23,7 +23,7 @@ import asyncio
 from typing import Any
 
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from levered_server import limits
@@ -117,6 +117,59 @@ class _Transport:
         self.raw.close()
 
 
+class _Collect:
+    """Stands in for the transport while uvicorn writes a response's head: keeps the bytes."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.write = self.parts.append
+
+
+class CoalescingCycle(RequestResponseCycle):
+    """uvicorn's request cycle, writing a response's head and whole body in one `write`.
+
+    uvicorn writes the status line and headers, then the body: two system calls and two TCP
+    segments per answer, the first of which the client must read before the second. A
+    response whose body comes in one message (every JSON answer here, the serve's
+    included) goes out as one. Anything else (streamed or chunked bodies, HEAD, a client
+    gone) is written as uvicorn writes it.
+    """
+
+    _head: bytes | None = None
+
+    async def send(self, message: Any) -> None:
+        if (message["type"] == "http.response.start" and not self.response_started
+                and not self.disconnected):
+            transport, collect = self.transport, _Collect()
+            self.transport = collect  # type: ignore[assignment]
+            try:
+                await super().send(message)
+            finally:
+                self.transport = transport
+            self._head = b"".join(collect.parts)
+            return
+        head = self._head
+        if head is None:
+            await super().send(message)
+            return
+        self._head = None
+        body = message.get("body", b"") if message["type"] == "http.response.body" else b""
+        if (message["type"] == "http.response.body" and not message.get("more_body", False)
+                and self.chunked_encoding is False and self.scope["method"] != "HEAD"
+                and len(body) == self.expected_content_length and not self.disconnected):
+            self.transport.write(head + body)
+            self.expected_content_length = 0
+            self.response_complete = True
+            self.message_event.set()
+            if not self.keep_alive:
+                self.transport.close()
+            self.on_response()
+            return
+        if not self.disconnected:
+            self.transport.write(head)
+        await super().send(message)
+
+
 class GuardedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with deadlines, caps and draining (see the module)."""
 
@@ -197,6 +250,12 @@ class GuardedProtocol(HttpToolsProtocol):
                 self.app = app
         else:
             super().on_headers_complete()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        # The same cycle, writing each answer in one piece (`CoalescingCycle`): set here, as
+        # uvicorn builds the cycle inside `on_headers_complete`.
+        cycle.__class__ = CoalescingCycle
+        super()._start_asgi_task(cycle, app)
 
     def on_message_complete(self) -> None:
         if self.draining:  # the rest of a body answered early is read: the connection is in step

@@ -89,9 +89,13 @@ def _parse(raw: bytes, reject_nul: bool) -> Any:
         raise BadRequest("Request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise BadRequest("Request body must be a JSON object.")
-    if depth_of(data) > MAX_DEPTH:
+    # The walks below are skipped when the raw text rules out what they look for (a serve
+    # body, most bodies): nesting needs a bracket per level; NUL and lone surrogates reach a
+    # parsed string only from a `\u` escape or, as `json.loads` decodes bytes with
+    # `surrogatepass`, from a UTF-8-encoded surrogate (lead byte 0xED).
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and depth_of(data) > MAX_DEPTH:
         raise too_deep
-    if reject_nul:
+    if reject_nul and (b"\\u" in raw or b"\xed" in raw):
         # PostgreSQL cannot store NUL in text; refuse it everywhere, on every backend.
         fields = [{"field": p, "code": "format", "message": "must not contain NUL characters"}
                   for p in nul_paths(data)]

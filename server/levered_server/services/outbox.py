@@ -17,6 +17,7 @@ replicas move disjoint rows, and rows a dead replica left are moved by the other
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import json
 import logging
@@ -36,10 +37,20 @@ WAL_CHECKPOINT_BYTES = 4 << 20
 _TIMES = ("timestamp_utc", "created_at")
 
 
+def _iso(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+# One encoder, timestamps as ISO text through `default`: a serve's commit encodes each
+# exposure, and the copy per row with the timestamps replaced cost more than the encoding.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=_iso).encode
+
+
 def encode(row: dict[str, Any]) -> str:
     """An exposure row (keyed by `exposure_writer.COLUMNS`) as outbox JSON."""
-    return json.dumps({k: (v.isoformat() if k in _TIMES and v is not None else v)
-                       for k, v in row.items()}, ensure_ascii=False)
+    return _ENCODE(row)
 
 
 def decode(payload: str) -> dict[str, Any]:
@@ -68,6 +79,13 @@ class OutboxMover:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        # The warehouse inserts run here, at a lower CPU priority: a DuckDB insert is
+        # milliseconds of CPU per statement, whatever its size (so one move a second, not
+        # five), that should go behind serving. Not the mover's own thread: it takes SQLite's
+        # write lock for the delete, and a niced thread preempted while holding it made every
+        # serve commit wait for it (tens of milliseconds, docs/benchmarks.md).
+        self._behind = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="levered-outbox-write", initializer=lower_thread_priority)
         self.moved = 0
 
     def flush(self, org_id: str | None = None) -> None:
@@ -95,9 +113,6 @@ class OutboxMover:
             log.warning("exposures left in the outbox at shutdown: %s", exc)
 
     def _run(self) -> None:
-        # Each move is milliseconds of DuckDB's CPU per statement, whatever its size (so one
-        # a second, not five), run on this thread: behind serving's, not beside it.
-        lower_thread_priority()
         failing = False
         while not self._stop.is_set():
             self._wake.wait(self.interval)
@@ -188,9 +203,10 @@ class OutboxMover:
         if hasattr(driver, "append_exposure_payloads"):
             # The warehouse parses the payloads: no decoding here, which held the GIL in
             # stretches the serving event loop waited behind (docs/benchmarks.md).
-            driver.append_exposure_payloads(fresh)
+            self._behind.submit(driver.append_exposure_payloads, fresh).result()
         else:
-            driver.append_exposures([decode(p) for p in fresh])
+            self._behind.submit(lambda: driver.append_exposures([decode(p) for p in fresh])
+                                ).result()
 
     def _last_id(self) -> int:
         with self.store.engine.connect() as conn:

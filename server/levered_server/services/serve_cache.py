@@ -20,6 +20,7 @@ A request never waits for the database beyond the first load of an optimization:
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import queue
 import threading
@@ -79,10 +80,18 @@ class Snapshot:
     policy: Serving | None = None
     stamp: Stamp | None = None
     rendering: Rendering | None = None
+    _texts: dict[int, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     def render(self, number: int) -> tuple[dict[str, Any], str]:
         """The variant object and key of a number."""
         return self.variants.get(number) or self.baseline
+
+    def variant_text(self, number: int) -> str:
+        """The variant of a number as an exposure row stores it (JSON text), made once."""
+        text = self._texts.get(number)
+        if text is None:
+            text = self._texts[number] = json.dumps(self.render(number)[0], ensure_ascii=False)
+        return text
 
 
 class ServeCache:

@@ -177,7 +177,7 @@ def _exposure_row(snap: Any, result: dict[str, Any], context: dict[str, Any]) ->
     return {
         "exposure_id": result["exposure_id"], "anonymous_id": result["anonymous_id"],
         "optimization_id": result["optimization_id"],
-        "variant": json.dumps(result["variant"], ensure_ascii=False),
+        "variant": snap.variant_text(result["variant_number"]),
         "variant_number": result["variant_number"],
         "context": json.dumps(context, ensure_ascii=False), "in_holdout": result["in_holdout"],
         "propensity": result["propensity"], "model_version": result["model_version"],

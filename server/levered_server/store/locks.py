@@ -36,6 +36,7 @@ _BUSY_SECONDS = 10.0  # as the engine's busy_timeout
 _BUSY_POLL = 0.0002
 # WAL pages: the outbox mover checkpoints long before; this only bounds the WAL if it cannot.
 _NO_AUTOCHECKPOINT = 100_000
+_CACHE_KIB = 64 * 1024  # the serving connections' page cache
 
 
 class WriteBusy(Exception):
@@ -132,6 +133,10 @@ class LockStore:
                 # to the outbox mover's thread instead of running them inside a serve's commit.
                 driver.execute("PRAGMA busy_timeout=0")
                 driver.execute(f"PRAGMA wal_autocheckpoint={_NO_AUTOCHECKPOINT}")
+                # New users' keys land on random pages of the locks' index: with SQLite's
+                # default 2 MB page cache, each commit read pages back from the OS once the
+                # table outgrew it (tens of thousands of users), a system call each.
+                driver.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             self._local.conn = conn
             with self._held_lock:
                 self._held.append(conn)
