@@ -309,3 +309,23 @@ def test_an_outbox_payload_lands_in_the_warehouse_as_the_row_it_encodes(server, 
     assert got == want
     assert got["propensity"] == 1 / 6 and got["in_holdout"] is True
     assert "Grüße" in got["variant"]
+
+
+@pytest.mark.parametrize("server", ["postgres"], indirect=True)
+def test_postgres_serves_are_committed_by_the_loop_and_survive_a_lost_connection(server, org):
+    """On PostgreSQL the event loop commits on an asyncio connection of its own; when
+    PostgreSQL drops it, the next serve reconnects and is committed (no error, no loss)."""
+    opt = make_optimization(org, holdout_percentage=0)
+    rt = server.runtime
+    first = _serve(server, opt["id"], "pg-loop-1")
+    committer = rt.serve_log._async
+    assert committer is not None and committer._conn is not None  # the loop's connection
+    backend = committer._conn.info.backend_pid
+    with rt.store.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT pg_terminate_backend(%s)", (backend,))
+    second = _serve(server, opt["id"], "pg-loop-2")
+    assert committer._conn.info.backend_pid != backend
+    for user, body in (("pg-loop-1", first), ("pg-loop-2", second)):
+        assert rt.locks.get(opt["id"], user) == (body["variant_number"], body["propensity"])
+        rt.exposures.flush(org.id)
+        assert _stored(rt, org, body["exposure_id"]) == [body["variant_number"]]

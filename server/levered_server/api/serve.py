@@ -40,8 +40,8 @@ async def respond(runtime: Runtime, request: Request, optimization_id: str | Non
                               request=parsed, record_exposure=optimization_id is not None)
     result = decision.result
     if decision.write is not None:
-        # Acknowledge only what is committed (services/serve_log.py): the wait is the group
-        # commit, off the event loop; the serves of one loop turn are handed over together.
+        # Acknowledge only what is committed (services/serve_log.py): the serves of one loop
+        # turn are committed together, by the loop itself on SQLite.
         group = group or LoopGroup(runtime.serve_log)
         try:
             held = await group.commit(decision.write)

@@ -1,12 +1,15 @@
 """What a serve writes, committed before it is acknowledged: its sticky lock and exposure.
 
 Every serve that assigns a user for the first time writes a sticky lock, and every recorded
-serve an exposure. A single writer thread commits whatever has queued since its last commit in
-one state-store transaction: the locks and the exposures, the latter into the exposure outbox
-that `services/outbox.py` moves to the warehouse behind (group commit: while one commit runs,
-the next batch gathers), then wakes the requests it holds. So a 2xx means the lock and the
-exposure are on disk, `kill -9` loses nothing acknowledged, and a serve waits for one commit
-(about a millisecond), off the event loop, never for the warehouse.
+serve an exposure. The serves of one event-loop turn are committed together in one
+state-store transaction (`LoopGroup`): the locks and the exposures, the latter into the
+exposure outbox that `services/outbox.py` moves to the warehouse behind. On SQLite the event
+loop commits them itself (`ServeLog.commit_now`, a fraction of a millisecond of C calls); on
+PostgreSQL, and when SQLite's write lock stays busy, a single writer thread commits whatever
+has queued since its last commit (group commit: while one commit runs, the next batch
+gathers), then wakes the requests it holds. So a 2xx means the lock and the exposure are on
+disk, `kill -9` loses nothing acknowledged, and a serve waits for one commit, never for the
+warehouse.
 
 The lock is inserted with `ON CONFLICT DO NOTHING` and read back: when another replica (or a
 concurrent request here) locked the user first, the stored lock wins, and the exposure and the
@@ -66,6 +69,7 @@ class ServeLog:
         self._thread: threading.Thread | None = None
         self.commits = 0
         self.committed = 0
+        self._async: Any = None  # PostgreSQL: the event loop's committer (`commit_async`)
         self.slow_seconds = 0.0  # log slower commits (`stalls.py`); 0: off
 
     # -- the serve path ------------------------------------------------------------------
@@ -140,20 +144,32 @@ class ServeLog:
         finally:
             self._commit_lock.release()
 
+    @property
+    def commits_async(self) -> bool:
+        """Whether the event loop commits its serves on an asyncio connection
+        (`commit_async`): on PostgreSQL, acknowledging only what is committed."""
+        return self.locks.postgres and not self.write_behind
+
+    async def commit_async(self, batch: list[ServeWrite]) -> None:
+        """Commit the batch from the event loop (PostgreSQL) and resolve its futures; a
+        failure is every write's error."""
+        if self._async is None:
+            from levered_server.store.pg_async_commit import AsyncCommitter
+
+            self._async = AsyncCommitter(self.locks)
+        finals, exposures = _finals(batch)
+        started = time.perf_counter()
+        try:
+            await self._async.commit([w.lock for w in batch if w.lock is not None], exposures)
+        except Exception as exc:  # noqa: BLE001 - reported to every waiting request
+            self._fail(batch, exc, "serves")
+            return
+        self._committed(batch, finals, started)
+
     def _commit_batch(self, batch: list[ServeWrite], wait: bool = True) -> bool:
         """Commit one batch (under `_commit_lock`) and resolve its futures; False when `wait`
         is false and the write lock was busy (nothing done)."""
-        finals: dict[int, tuple[int, float]] = {}
-
-        def exposures(held: dict[Key, tuple[int, float]]) -> list[tuple[str, str]]:
-            out = []
-            for w in batch:
-                final = held.get(w.key, w.assigned) if w.lock is not None else w.assigned
-                finals[id(w)] = final
-                if w.exposure is not None:
-                    out.append((w.organization_id, outbox.encode(w.exposure(*final))))
-            return out
-
+        finals, exposures = _finals(batch)
         started = time.perf_counter()
         try:
             self.locks.commit([w.lock for w in batch if w.lock is not None], exposures,
@@ -163,6 +179,11 @@ class ServeLog:
         except Exception as exc:  # noqa: BLE001 - reported to every waiting request
             self._fail(batch, exc, "serves")
             return True
+        self._committed(batch, finals, started)
+        return True
+
+    def _committed(self, batch: list[ServeWrite], finals: dict[int, tuple[int, float]],
+                   started: float) -> None:
         with self._cond:
             for w in batch:
                 if w.lock is not None and self._pending.get(w.key) is w:
@@ -175,7 +196,6 @@ class ServeLog:
         for w in batch:
             if not w.future.done():
                 w.future.set_result(finals.get(id(w), w.assigned))
-        return True
 
     def _fail(self, batch: list[ServeWrite], exc: Exception, what: str) -> None:
         if self.write_behind:
@@ -224,6 +244,25 @@ class ServeLog:
         deadline = time.monotonic() + 10
         while self._queue and time.monotonic() < deadline:
             self.flush()
+        if self._async is not None:
+            self._async.close()
+
+
+def _finals(batch: list[ServeWrite]) -> tuple[dict[int, tuple[int, float]], Any]:
+    """Where a batch's final (variant, propensity) per write will be, and the outbox builder
+    that fills it from the locks as stored."""
+    finals: dict[int, tuple[int, float]] = {}
+
+    def exposures(held: dict[Key, tuple[int, float]]) -> list[tuple[str, str]]:
+        out = []
+        for w in batch:
+            final = held.get(w.key, w.assigned) if w.lock is not None else w.assigned
+            finals[id(w)] = final
+            if w.exposure is not None:
+                out.append((w.organization_id, outbox.encode(w.exposure(*final))))
+        return out
+
+    return finals, exposures
 
 
 class LoopGroup:
@@ -234,10 +273,11 @@ class LoopGroup:
     loop, retried every `RETRY` seconds with later turns' serves joining it, and goes to the
     writer thread, which waits for the lock off the loop, only after `RETRY_FOR`: handed over
     at once, its commit needed the GIL back from the busy loop after every SQLite call.
-    On PostgreSQL (a round trip) and in write-behind mode every batch goes to the writer:
-    one wake-up and one call back into the loop per turn instead of one each per serve
-    (those hand-offs were a tenth of the event loop's time at 500 serves/s,
-    docs/benchmarks.md).
+    On PostgreSQL the loop commits on an asyncio connection (`ServeLog.commit_async`), one
+    batch at a time, the turns that come meanwhile gathering into the next. In write-behind
+    mode batches go to the writer thread: one wake-up and one call back into the loop per
+    turn instead of one each per serve (those hand-offs were a tenth of the event loop's time
+    at 500 serves/s, docs/benchmarks.md).
     """
 
     RETRY = 0.0005
@@ -248,6 +288,9 @@ class LoopGroup:
         self._batch: tuple[list[ServeWrite], asyncio.Future[None]] | None = None
         # Writes held on the loop while the write lock is busy, and the turns waiting on them.
         self._held: tuple[list[ServeWrite], list[asyncio.Future[None]], float] | None = None
+        # PostgreSQL: writes gathered while a commit is in flight, and the turns waiting.
+        self._next: tuple[list[ServeWrite], list[asyncio.Future[None]]] | None = None
+        self._draining = False
 
     async def commit(self, write: ServeWrite) -> tuple[int, float]:
         """Queue `write` and wait until it is committed; return the (variant, propensity)
@@ -272,8 +315,39 @@ class LoopGroup:
         elif self.serve_log.commits_inline:
             self._held = (list(writes), [done], time.monotonic())
             done.get_loop().call_later(self.RETRY, self._retry)
+        elif self.serve_log.commits_async:
+            self._gather(writes, done)
         else:
             self._to_writer(writes, [done])
+
+    def _gather(self, writes: list[ServeWrite], done: asyncio.Future[None]) -> None:
+        if self._next is None:
+            self._next = ([], [])
+        self._next[0].extend(writes)
+        self._next[1].append(done)
+        if not self._draining:
+            self._draining = True
+            done.get_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        """Commit what gathered, one batch at a time, until nothing is left."""
+        writes: list[ServeWrite] = []
+        dones: list[asyncio.Future[None]] = []
+        try:
+            while self._next is not None:
+                (writes, dones), self._next = self._next, None
+                await self.serve_log.commit_async(writes)
+                _settle(dones)
+        finally:
+            self._draining = False
+            # Cancelled at shutdown: what is in flight or gathered is not acknowledged.
+            if self._next is not None:
+                writes, dones = writes + self._next[0], dones + self._next[1]
+                self._next = None
+            for w in writes:
+                if not w.future.done():
+                    w.future.set_exception(RuntimeError("the server is stopping"))
+            _settle(dones)
 
     def _retry(self) -> None:
         if self._held is None:
