@@ -3,8 +3,10 @@
 `POST /api/v2/optimizations/{id}/serve` with the same body and answer shape as Levered's:
 holdout by the contract's hash, an in-memory sticky lock, a draw from a fixed in-memory
 allocation, the propensity, and the exposure batched into SQLite every 0.2 s by a thread (not
-durable before the answer, unlike Levered). `bench/serve/open_model.py` runs it beside the real
-server so the gap is measured on the same machine in the same run.
+durable before the answer, unlike Levered). The handler is `async def`, as a FastAPI service
+written for speed has it: declared with `def`, FastAPI runs it in its thread pool, and the
+reference was 2-3× slower than the issue's. `bench/serve/open_model.py` runs it beside the
+real server so the gap is measured on the same machine in the same run.
 
     python bench/serve/bare_app.py --port 3999
 """
