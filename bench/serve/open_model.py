@@ -165,6 +165,25 @@ def fixed_rate(wrk2: str, url: str, rate: int, seconds: int, script: pathlib.Pat
     return got
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU times (`/proc/stat`: user nice system idle iowait irq softirq steal),
+    or [] where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return []
+
+
+def steal_share(before: list[int], after: list[int]) -> float:
+    """The share of CPU time the hypervisor gave to other guests between two readings: a
+    noisy host shows here, not in the server's numbers (nan without /proc/stat)."""
+    if len(before) < 8 or len(after) < 8:
+        return float("nan")
+    delta = [b - a for a, b in zip(before[:8], after[:8], strict=True)]
+    return delta[7] / max(sum(delta), 1)
+
+
 def max_rate(url: str, seconds: int, script: pathlib.Path) -> float:
     """wrk (closed loop, 64 connections): the most requests/s answered."""
     out = subprocess.run(["wrk", "-t2", "-c64", f"-d{seconds}s", "-s", str(script), url],
@@ -214,6 +233,7 @@ def _run(args: argparse.Namespace, rows: list[dict]) -> dict[str, float]:
         script.write_text(LUA)
         top: dict[str, float] = {}
         fixed_log = ""
+        before = cpu_times()
         for name, start in (("bare FastAPI", lambda: start_bare(tmp)),
                             ("levered", lambda: start_levered(tmp, args))):
             proc, url = start()
@@ -228,6 +248,7 @@ def _run(args: argparse.Namespace, rows: list[dict]) -> dict[str, float]:
             finally:
                 proc.terminate()
                 proc.wait(30)
+        top["steal"] = steal_share(before, cpu_times())
         if args.trace_stalls:
             summarize_stalls(fixed_log)
     rows.sort(key=lambda row: row["app"] != "levered")  # levered's rows first in the table
@@ -258,7 +279,7 @@ def _report(args: argparse.Namespace, rows: list[dict], top: dict[str, float]) -
               else "embedded default (SQLite + DuckDB), 1 process")
     lines = [f"Run {dt.datetime.now().isoformat(timespec='minutes')} on {os.cpu_count()} cores "
              f"({platform.machine()}, Python {platform.python_version()}, load average before "
-             f"{os.getloadavg()[0]:.2f}), levered: {layout}, automatic training {args.training}, "
+             f"{os.getloadavg()[0]:.2f}, CPU steal over the run {top['steal']:.1%}), levered: {layout}, automatic training {args.training}, "
              "`cmab` 6 variants × 2 context factors, a new anonymous id per request, every "
              "exposure committed before the answer; bare FastAPI: in-memory policy, exposures "
              f"batched into SQLite after the answer; each app measured alone. wrk2 -t2 -c64 -d{args.seconds}s per rate.",

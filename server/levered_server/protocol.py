@@ -153,6 +153,8 @@ class CoalescingCycle(RequestResponseCycle):
             await super().send(message)
             return
         self._head = None
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()  # as uvicorn waits before each write
         body = message.get("body", b"") if message["type"] == "http.response.body" else b""
         if (message["type"] == "http.response.body" and not message.get("more_body", False)
                 and self.chunked_encoding is False and self.scope["method"] != "HEAD"

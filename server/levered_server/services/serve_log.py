@@ -5,10 +5,11 @@ serve an exposure. The serves of one event-loop turn are committed together in o
 state-store transaction (`LoopGroup`): the locks and the exposures, the latter into the
 exposure outbox that `services/outbox.py` moves to the warehouse behind. On SQLite the event
 loop commits them itself (`ServeLog.commit_now`, a fraction of a millisecond of C calls); on
-PostgreSQL, and when SQLite's write lock stays busy, a single writer thread commits whatever
-has queued since its last commit (group commit: while one commit runs, the next batch
-gathers), then wakes the requests it holds. So a 2xx means the lock and the exposure are on
-disk, `kill -9` loses nothing acknowledged, and a serve waits for one commit, never for the
+PostgreSQL it commits them on an asyncio connection (`ServeLog.commit_async`), the next batch
+gathering while one commit is in flight. When SQLite's write lock stays busy, and in
+write-behind mode, a single writer thread commits whatever has queued since its last commit,
+then wakes the requests it holds. So a 2xx means the lock and the exposure are on disk,
+`kill -9` loses nothing acknowledged, and a serve waits for one commit, never for the
 warehouse.
 
 The lock is inserted with `ON CONFLICT DO NOTHING` and read back: when another replica (or a
@@ -128,14 +129,13 @@ class ServeLog:
 
     def commit_now(self, batch: list[ServeWrite]) -> bool:
         """Commit the batch on this thread (the event loop) if SQLite's write lock is free at
-        once; False, with nothing done, when it is not (the writer thread then takes it).
+        once; False, with nothing done, when it is not (`LoopGroup` then retries).
 
         On SQLite a commit is ~0.1 ms of C calls with the GIL released; handed to the writer
         thread, it needed the GIL back after every call, from an event loop busy with other
         requests, up to the 5 ms switch interval each time, and that wait was most of the
         serve tail at 1,000 serves/s (docs/benchmarks.md). So the loop commits itself and
-        never waits: another writer (the outbox mover's delete, an API write) sends the batch
-        to the thread, which polls for the lock.
+        never waits for another writer (the outbox mover's delete, an API write).
         """
         if not self.commits_inline or not batch or not self._commit_lock.acquire(blocking=False):
             return False

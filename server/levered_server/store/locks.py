@@ -75,6 +75,16 @@ def _naive(value: Any) -> Any:
     return value
 
 
+def held_of(rows: list[Any]) -> dict[Key, tuple[int, float]]:
+    """The locks read back, by key: `(variant, propensity)`."""
+    return {(o, a): (int(n), float(p)) for o, a, n, p in rows}
+
+
+def pg_outbox_statement(exposures: list[tuple[str, str]]) -> tuple[str, tuple[str]]:
+    """The PostgreSQL insert of exposure-outbox rows `(organization id, payload)`."""
+    return _OUTBOX_INSERT_PG, (dumps_rows(exposures),)
+
+
 def read_back_sqlite(keys: int) -> str:
     """The SQLite statement reading the stored locks of `keys` (optimization id, anonymous id)
     pairs, bound in that order.
@@ -205,9 +215,9 @@ class LockStore:
         :raises WriteBusy: SQLite only, `wait` false and another connection is writing
             (nothing was done, `outbox` was not called).
         """
-        keys = list({(r["optimization_id"], r["anonymous_id"]) for r in rows})
         if self.postgres:
-            return self._commit_postgres(rows, keys, outbox)
+            return self._commit_postgres(rows, outbox)
+        keys = list({(r["optimization_id"], r["anonymous_id"]) for r in rows})
         params = [tuple(_naive(r[c]) for c in _COLUMNS) for r in rows]
 
         def write(conn: Any) -> dict[Key, tuple[int, float]]:
@@ -221,7 +231,7 @@ class LockStore:
                     chunk = keys[i:i + _READ_BACK]
                     cur.execute(read_back_sqlite(len(chunk)),
                                 tuple(x for key in chunk for x in key))
-                    held.update({(o, a): (int(n), float(p)) for o, a, n, p in cur.fetchall()})
+                    held.update(held_of(cur.fetchall()))
                 exposures = outbox(held)
                 if exposures:
                     cur.executemany(_OUTBOX_INSERT.replace("%s", "?"), exposures)
@@ -236,22 +246,34 @@ class LockStore:
         result: dict[Key, tuple[int, float]] = self._run(write)
         return result
 
-    def _commit_postgres(self, rows: list[dict[str, Any]], keys: list[Key], outbox: Outbox
+    def pg_lock_statements(self, rows: list[dict[str, Any]]) -> list[tuple[str, tuple[str]]]:
+        """A PostgreSQL commit's lock statements with their parameters: insert the new locks,
+        then read back the locks that hold (rows `(optimization id, anonymous id, variant,
+        propensity)`); none without rows. Shared by the writer thread and the event loop's
+        asyncio connection (`store/pg_async_commit.py`)."""
+        if not rows:
+            return []
+        keys = list({(r["optimization_id"], r["anonymous_id"]) for r in rows})
+        return [(self._insert_pg, (dumps_rows([_naive(r[c]) for c in _COLUMNS] for r in rows),)),
+                (self._read_back_pg, (dumps_rows(keys),))]
+
+    def _commit_postgres(self, rows: list[dict[str, Any]], outbox: Outbox
                          ) -> dict[Key, tuple[int, float]]:
-        values = dumps_rows([_naive(r[c]) for c in _COLUMNS] for r in rows)
+        statements = self.pg_lock_statements(rows)
 
         def write(conn: Any) -> dict[Key, tuple[int, float]]:
             with conn.transaction():
                 cur = conn.cursor()
                 try:
                     held: dict[Key, tuple[int, float]] = {}
-                    if rows:
-                        cur.execute(self._insert_pg, (values,))
-                        cur.execute(self._read_back_pg, (dumps_rows(keys),))
-                        held = {(o, a): (int(n), float(p)) for o, a, n, p in cur.fetchall()}
+                    if statements:
+                        insert, read_back = statements
+                        cur.execute(*insert)
+                        cur.execute(*read_back)
+                        held = held_of(cur.fetchall())
                     exposures = outbox(held)
                     if exposures:
-                        cur.execute(_OUTBOX_INSERT_PG, (dumps_rows(exposures),))
+                        cur.execute(*pg_outbox_statement(exposures))
                     return held
                 finally:
                     cur.close()

@@ -16,8 +16,7 @@ from typing import Any
 
 import psycopg
 
-from levered_server.json_rows import dumps_rows
-from levered_server.store.locks import _COLUMNS, _OUTBOX_INSERT_PG, Key, LockStore, Outbox, _naive
+from levered_server.store.locks import Key, LockStore, Outbox, held_of, pg_outbox_statement
 
 
 class AsyncCommitter:
@@ -39,21 +38,19 @@ class AsyncCommitter:
                      ) -> dict[Key, tuple[int, float]]:
         """As `LockStore.commit`: one transaction; on a broken connection, once more on a
         new one (nothing of the first try was committed)."""
-        keys = list({(r["optimization_id"], r["anonymous_id"]) for r in rows})
-        values = dumps_rows([_naive(r[c]) for c in _COLUMNS] for r in rows)
+        statements = self.locks.pg_lock_statements(rows)
         for attempt in (0, 1):
             conn = await self._connection()
             try:
                 async with conn.transaction():
                     held: dict[Key, tuple[int, float]] = {}
-                    if rows:
-                        await conn.execute(self.locks._insert_pg, (values,))
-                        cur = await conn.execute(self.locks._read_back_pg, (dumps_rows(keys),))
-                        held = {(o, a): (int(n), float(p))
-                                for o, a, n, p in await cur.fetchall()}
+                    if statements:
+                        insert, read_back = statements
+                        await conn.execute(*insert)
+                        held = held_of(await (await conn.execute(*read_back)).fetchall())
                     exposures = outbox(held)
                     if exposures:
-                        await conn.execute(_OUTBOX_INSERT_PG, (dumps_rows(exposures),))
+                        await conn.execute(*pg_outbox_statement(exposures))
                     return held
             except (psycopg.OperationalError, psycopg.InterfaceError):
                 self.close()
