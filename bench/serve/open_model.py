@@ -9,7 +9,7 @@ each request's scheduled send time (coordinated omission corrected); then wrk me
 app's max throughput. Loopback only; the generator shares the machine's cores. Prepends the run
 (with its date) to docs/benchmarks.md between the `serve-open` markers.
 
-    python bench/serve/open_model.py --rates 500 1000 --seconds 20 [--training off]
+    python bench/serve/open_model.py --rates 500 1000 --seconds 20 [--training off] [--repeat 3]
 
 wrk2 is not packaged by Debian: `git clone https://github.com/giltene/wrk2 && make -C wrk2`,
 then `--wrk2 wrk2/wrk` (default: `wrk2` on the PATH, else /tmp/wrk2/wrk). wrk: `apt-get install
@@ -196,6 +196,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rates", type=int, nargs="+", default=[500, 1000])
     p.add_argument("--seconds", type=int, default=20)
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="measure the rates N times per app (one table row each): on a shared "
+                        "2-core machine one run in four or so falls behind for both apps")
     p.add_argument("--training", choices=["on", "off"], default="on",
                    help="automatic training (every 1,000 serves) on the server")
     p.add_argument("--database-url", help="PostgreSQL state (default: the embedded default)")
@@ -206,8 +209,9 @@ def main() -> None:
                    help="have levered log event-loop stalls and serve commits over MS "
                         "(LEVERED_STALL_TRACE_MS) and summarize them after the run")
     args = p.parse_args()
-    if not 1 <= args.seconds <= 120 or any(not 1 <= r <= 20000 for r in args.rates):
-        sys.exit("--seconds 1-120 and --rates 1-20000")
+    if (not 1 <= args.seconds <= 120 or any(not 1 <= r <= 20000 for r in args.rates)
+            or not 1 <= args.repeat <= 10):
+        sys.exit("--seconds 1-120, --rates 1-20000 and --repeat 1-10")
     if not pathlib.Path(args.wrk2).exists() or shutil.which("wrk") is None:
         sys.exit("needs wrk2 (--wrk2 PATH; see the docstring) and wrk (apt-get install wrk)")
     rows: list[dict] = []
@@ -239,9 +243,10 @@ def _run(args: argparse.Namespace, rows: list[dict]) -> dict[str, float]:
             proc, url = start()
             try:
                 fixed_rate(args.wrk2, url, min(args.rates), 5, script)  # warm up
-                for rate in args.rates:
-                    rows.append({"app": name, "rate": rate,
-                                 **fixed_rate(args.wrk2, url, rate, args.seconds, script)})
+                for _ in range(args.repeat):
+                    for rate in args.rates:
+                        rows.append({"app": name, "rate": rate,
+                                     **fixed_rate(args.wrk2, url, rate, args.seconds, script)})
                 if name == "levered":
                     fixed_log = (tmp / "levered.log").read_text(errors="replace")
                 top[name] = max_rate(url, 10, script)
