@@ -329,3 +329,23 @@ def test_postgres_serves_are_committed_by_the_loop_and_survive_a_lost_connection
         assert rt.locks.get(opt["id"], user) == (body["variant_number"], body["propensity"])
         rt.exposures.flush(org.id)
         assert _stored(rt, org, body["exposure_id"]) == [body["variant_number"]]
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+def test_the_outbox_mover_starts_the_sqlite_wal_over(server, org, monkeypatch):
+    """Serves keep SQLite's WAL growing; the mover's checkpoint copies it into the database
+    and empties the file, so it does not grow without bound while serving goes on."""
+    import os
+
+    from levered_server.services import outbox
+
+    opt = make_optimization(org, holdout_percentage=0)
+    rt = server.runtime
+    wal = rt.store.engine.url.database + "-wal"
+    for i in range(50):
+        _serve(server, opt["id"], f"wal-{i}")
+    assert os.path.getsize(wal) > 0
+    monkeypatch.setattr(outbox, "WAL_CHECKPOINT_BYTES", 0)
+    rt.outbox._checkpoint()
+    assert os.path.getsize(wal) == 0
+    assert _serve(server, opt["id"], "wal-after")["variant_number"] >= 1  # serving goes on

@@ -130,10 +130,17 @@ class OutboxMover:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
-        """SQLite: checkpoint the WAL here once it passes 4 MB.
+        """SQLite: checkpoint the WAL here once it passes 4 MB, and start it over.
 
         The serve log's connection does not checkpoint (`store/locks.py`), so that no serve
-        waits for the fsync; this thread does it, whether or not moves succeed.
+        waits for the fsync; this thread does it, whether or not moves succeed. A passive
+        checkpoint alone never let the WAL start over while serves kept committing (frames
+        added during the checkpoint leave it incomplete, so no writer rewinds the log): the
+        WAL grew by ~6 MB a second at 1,000 serves/s until the serve connection's own limit
+        made a serve commit checkpoint 400 MB. So the passive pass copies the bulk without
+        blocking anyone, then a TRUNCATE pass copies the few frames added meanwhile, waits
+        for readers, and empties the file; serve commits that meet it retry on the event loop
+        for that millisecond or two (`serve_log.LoopGroup`).
         """
         if self.postgres or not self._wal or not os.path.exists(self._wal):
             return
@@ -141,6 +148,7 @@ class OutboxMover:
             if os.path.getsize(self._wal) > WAL_CHECKPOINT_BYTES:
                 with self.store.engine.connect() as conn:
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         except Exception as exc:  # noqa: BLE001 - tried again on the next round
             log.debug("WAL checkpoint failed: %s", exc)
 
