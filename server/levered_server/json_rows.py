@@ -17,8 +17,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 
-def _value(value: Any) -> Any:
-    """What `json.dumps` cannot write itself: a timestamp (ISO text), a NumPy number."""
+def json_default(value: Any) -> Any:
+    """What `json.dumps` cannot write itself (its `default`): a timestamp (ISO text), a NumPy
+    number."""
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
     if hasattr(value, "item"):
@@ -28,9 +29,12 @@ def _value(value: Any) -> Any:
 
 def dumps_rows(rows: Iterable[Sequence[Any]]) -> str:
     """The rows as a JSON array of arrays (timestamps as ISO text; NULL as null)."""
-    return json.dumps([list(row) for row in rows], default=_value, ensure_ascii=False)
+    return json.dumps([list(row) for row in rows], default=json_default, ensure_ascii=False)
 
 
-def select_fields(types: Sequence[str], alias: str = "x") -> str:
-    """`(x->>0)::type0, (x->>1)::type1, …`: the row array `alias`'s elements, cast."""
-    return ", ".join(f"({alias}->>{i})::{t}" for i, t in enumerate(types))
+def select_fields(types: Sequence[str], alias: str = "x", keys: Sequence[str] | None = None
+                  ) -> str:
+    """`(x->>0)::type0, (x->>1)::type1, …`: the row array `alias`'s elements, cast; with
+    `keys`, the row object's members instead: `(x->>'key0')::type0, …`."""
+    at = [f"'{k}'" for k in keys] if keys is not None else [str(i) for i in range(len(types))]
+    return ", ".join(f"({alias}->>{a})::{t}" for a, t in zip(at, types, strict=True))

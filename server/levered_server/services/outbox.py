@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import text
 
 from levered_server.background import lower_thread_priority
+from levered_server.json_rows import json_default
 from levered_server.store.db import Store
 
 log = logging.getLogger("levered_server.exposures")
@@ -37,15 +38,9 @@ WAL_CHECKPOINT_BYTES = 4 << 20
 _TIMES = ("timestamp_utc", "created_at")
 
 
-def _iso(value: Any) -> str:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
 # One encoder, timestamps as ISO text through `default`: a serve's commit encodes each
 # exposure, and the copy per row with the timestamps replaced cost more than the encoding.
-_ENCODE = json.JSONEncoder(ensure_ascii=False, default=_iso).encode
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=json_default).encode
 
 
 def encode(row: dict[str, Any]) -> str:

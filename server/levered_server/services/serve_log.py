@@ -338,6 +338,7 @@ class LoopGroup:
                 (writes, dones), self._next = self._next, None
                 await self.serve_log.commit_async(writes)
                 _settle(dones)
+                writes, dones = [], []
         finally:
             self._draining = False
             # Cancelled at shutdown: what is in flight or gathered is not acknowledged.

@@ -38,7 +38,8 @@ def payload_insert_sql() -> str:
     """One INSERT of exposures from their outbox payloads (`services/outbox.encode`): the
     payloads joined into one `jsonb` array parameter, each field cast, no decoding in Python;
     an exposure id already stored is skipped."""
-    fields = ", ".join(f"(x->>'{c}')::{_TYPES.get(c, 'text')}" for c in EXPOSURE_COLUMNS)
+    fields = select_fields([_TYPES.get(c, "text") for c in EXPOSURE_COLUMNS],
+                           keys=EXPOSURE_COLUMNS)
     return (f"INSERT INTO {EXPOSURES} ({', '.join(EXPOSURE_COLUMNS)}) SELECT {fields} "
             "FROM jsonb_array_elements(%s::jsonb) AS x ON CONFLICT DO NOTHING")
 
