@@ -333,8 +333,9 @@ def test_postgres_serves_are_committed_by_the_loop_and_survive_a_lost_connection
 
 @pytest.mark.parametrize("server", ["sqlite"], indirect=True)
 def test_the_outbox_mover_starts_the_sqlite_wal_over(server, org, monkeypatch):
-    """Serves keep SQLite's WAL growing; the mover's checkpoint copies it into the database
-    and empties the file, so it does not grow without bound while serving goes on."""
+    """Serves keep SQLite's WAL growing; the mover's checkpoint copies all of it into the
+    database without taking the write lock, so the next commits write from the start of the
+    file again and it does not grow without bound while serving goes on."""
     import os
 
     from levered_server.services import outbox
@@ -342,10 +343,19 @@ def test_the_outbox_mover_starts_the_sqlite_wal_over(server, org, monkeypatch):
     opt = make_optimization(org, holdout_percentage=0)
     rt = server.runtime
     wal = rt.store.engine.url.database + "-wal"
+    rt.outbox.flush()
     for i in range(50):
         _serve(server, opt["id"], f"wal-{i}")
-    assert os.path.getsize(wal) > 0
+    grown = os.path.getsize(wal)
+    assert grown > 0
     monkeypatch.setattr(outbox, "WAL_CHECKPOINT_BYTES", 0)
+    monkeypatch.setattr(outbox, "WAL_TRUNCATE_BYTES", 1 << 40)  # never the blocking mode
     rt.outbox._checkpoint()
-    assert os.path.getsize(wal) == 0
+    with rt.store.engine.connect() as conn:
+        _busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+    assert frames == copied  # all of it is in the database
+    for i in range(50):
+        _serve(server, opt["id"], f"wal-again-{i}")
+    # Rewound: the same serves wrote over the start of the file instead of after its end.
+    assert os.path.getsize(wal) <= grown * 1.2
     assert _serve(server, opt["id"], "wal-after")["variant_number"] >= 1  # serving goes on

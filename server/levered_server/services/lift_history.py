@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from levered_server.clock import iso_s, new_id, utcnow
 from levered_server.services.optimizations import get_row
@@ -20,35 +22,36 @@ MAX_DAYS = 366
 
 def record(runtime: Any, org_id: str, model_id: str) -> None:
     """Store the current version's lift estimates as today's point of its optimization."""
-    with runtime.store.session(org_id) as s:
+    with runtime.store.session(org_id) as s:  # reads only
         model = s.get(Model, model_id)
         if model is None or model.version == 0 or model.trained_at is None:
             return
         # Only these members: the whole state is ~1 MB of JSON.
         stats = s.scalar(select(Model.state["stats"]).where(Model.id == model_id)) or {}
         variants = s.scalar(select(Model.state["variants"]).where(Model.id == model_id)) or []
-        best = max(variants, key=lambda v: (v.get("prob_best") or 0, -v["number"]), default=None)
-        estimate = {
-            "policy_lift_percent": stats.get("estimated_improvement_percent"),
-            "policy_lift_interval": stats.get("estimated_improvement_interval"),
-            "best_number": best["number"] if best else None,
-            "best_lift_percent": stats.get("best_vs_baseline_percent"),
-            "best_lift_interval": stats.get("best_vs_baseline_interval"),
-            "best_prob": best.get("prob_best") if best else None,
-            "estimated_progress": stats.get("estimated_progress"),
-        }
         observations = int(s.scalar(select(Model.state["observations"])
                                     .where(Model.id == model_id)) or 0)
-        day = model.trained_at.date().isoformat()
-        row = s.scalars(select(LiftEstimate).where(LiftEstimate.optimization_id == model.optimization_id,
-                                                   LiftEstimate.day == day)).first()
-        if row is None:
-            row = LiftEstimate(id=new_id(), organization_id=org_id,
-                               optimization_id=model.optimization_id, day=day)
-            s.add(row)
-        row.model_id, row.model_version = model.id, model.version
-        row.trained_at, row.observations = model.trained_at, observations
-        row.estimate = estimate
+        optimization_id, version, trained_at = model.optimization_id, model.version, model.trained_at
+    best = max(variants, key=lambda v: (v.get("prob_best") or 0, -v["number"]), default=None)
+    estimate = {
+        "policy_lift_percent": stats.get("estimated_improvement_percent"),
+        "policy_lift_interval": stats.get("estimated_improvement_interval"),
+        "best_number": best["number"] if best else None,
+        "best_lift_percent": stats.get("best_vs_baseline_percent"),
+        "best_lift_interval": stats.get("best_vs_baseline_interval"),
+        "best_prob": best.get("prob_best") if best else None,
+        "estimated_progress": stats.get("estimated_progress"),
+    }
+    point = {"model_id": model_id, "model_version": version, "trained_at": trained_at,
+             "observations": observations, "estimate": estimate}
+    insert = (pg_insert if runtime.store.engine.dialect.name == "postgresql" else sqlite_insert)
+    # One upsert statement rather than a session's flush: training runs beside serving, and
+    # serve commits wait for SQLite's write lock (`Store.write_at_once`).
+    statement = insert(LiftEstimate).values(
+        id=new_id(), organization_id=org_id, optimization_id=optimization_id,
+        day=trained_at.date().isoformat(), **point)
+    runtime.store.write_at_once(statement.on_conflict_do_update(
+        index_elements=[LiftEstimate.optimization_id, LiftEstimate.day], set_=point))
 
 
 def points(session: Any, optimization_id: str, days: int = MAX_DAYS) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import defer
 
 from levered_server.clock import canonical_uuid, iso_s, utcnow
@@ -224,23 +224,28 @@ def _publish(runtime: Any, org_id: str, model_id: str, opt: Optimization,
             raise NotFound("Model not found.")
         if row.version != fitted_over:  # cannot happen under the lease; never publish over it
             raise TrainingInProgress("Another training published a version meanwhile.")
-        row.last_run = run
-        if bias is not None:
-            row.bias = bias
-        expected = None
-        if outcome.state_json is not None:
-            row.version += 1
-            row.state = EncodedJSON(outcome.state_json)  # stored as is (store.db)
-            row.trained_at = now
-            row.status = "trained"
-            row.error = None
-            expected = outcome.expected_reward
-        elif row.status == "failed":  # this run did not fail: the last good version stands
-            row.status = "trained" if row.version > 0 else "untrained"
-            row.error = None
-        row.updated_at = now
-        result = {"status": row.status, "version": row.version,
-                  "trained_at": iso_s(row.trained_at), "expected_reward": expected}
+        status, version, trained_at = row.status, row.version, row.trained_at
+    values: dict[str, Any] = {"last_run": run, "updated_at": now}
+    if bias is not None:
+        values["bias"] = bias
+    expected = None
+    if outcome.state_json is not None:
+        version, trained_at, status = version + 1, now, "trained"
+        values.update(version=version, state=EncodedJSON(outcome.state_json),  # as is (store.db)
+                      trained_at=now, status=status, error=None)
+        expected = outcome.expected_reward
+    elif status == "failed":  # this run did not fail: the last good version stands
+        status = "trained" if version > 0 else "untrained"
+        values.update(status=status, error=None)
+    # One statement, not the session's flush: serve commits wait for SQLite's write lock.
+    changed = runtime.store.write_at_once(update(Model).where(
+        Model.id == model_id, Model.organization_id == org_id, Model.version == fitted_over,
+        Model.deleted_at.is_(None)).values(**values))
+    if changed != 1:
+        raise TrainingInProgress("The model was deleted or another training published a "
+                                 "version meanwhile.")
+    result = {"status": status, "version": version, "trained_at": iso_s(trained_at),
+              "expected_reward": expected}
     if outcome.serving is not None:
         runtime.versions.put(model_id, result["version"], outcome.serving)
         runtime.serve_cache.reload(opt.id)

@@ -35,6 +35,12 @@ from levered_server.store.db import Store
 log = logging.getLogger("levered_server.exposures")
 BATCH = 5000
 WAL_CHECKPOINT_BYTES = 4 << 20
+# Past this the WAL is emptied even if that makes serve commits wait (see `_checkpoint`).
+WAL_TRUNCATE_BYTES = 64 << 20
+_PASSIVE_PASSES = 8
+# SQLite: rows per DELETE. Each holds SQLite's write lock, which serve commits wait for, for
+# ~2-3 µs a row.
+DELETE_CHUNK = 250
 _TIMES = ("timestamp_utc", "created_at")
 
 
@@ -125,24 +131,32 @@ class OutboxMover:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
-        """SQLite: checkpoint the WAL here once it passes 4 MB, and start it over.
+        """SQLite: once the WAL passes 4 MB, copy it into the database so that it starts over.
 
         The serve log's connection does not checkpoint (`store/locks.py`), so that no serve
-        waits for the fsync; this thread does it, whether or not moves succeed. A passive
-        checkpoint alone never let the WAL start over while serves kept committing (frames
-        added during the checkpoint leave it incomplete, so no writer rewinds the log): the
-        WAL grew by ~6 MB a second at 1,000 serves/s until the serve connection's own limit
-        made a serve commit checkpoint 400 MB. So the passive pass copies the bulk without
-        blocking anyone, then a TRUNCATE pass copies the few frames added meanwhile, waits
-        for readers, and empties the file; serve commits that meet it retry on the event loop
-        for that millisecond or two (`serve_log.LoopGroup`).
+        waits for the fsync; this thread does it, whether or not moves succeed. One passive
+        pass never completes while serves keep committing (frames added meanwhile are left),
+        and then no writer rewinds the log: the WAL grew by ~14 MB a second at 1,000
+        serves/s. So passive passes repeat, each copying what the one before left (a
+        fraction of a millisecond's worth), until one copies everything; the next commit then
+        writes from the start of the file again (SQLite rewinds a fully copied WAL). No pass
+        takes the write lock: a TRUNCATE checkpoint, which blocks writers while it copies and
+        syncs, made serve commits wait 7-18 ms every second (docs/benchmarks.md). It is kept
+        for a WAL that still passes 64 MB (a reader held an old snapshot through every pass).
         """
         if self.postgres or not self._wal or not os.path.exists(self._wal):
             return
         try:
-            if os.path.getsize(self._wal) > WAL_CHECKPOINT_BYTES:
-                with self.store.engine.connect() as conn:
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            size = os.path.getsize(self._wal)
+            if size <= WAL_CHECKPOINT_BYTES:
+                return
+            with self.store.engine.connect() as conn:
+                for _ in range(_PASSIVE_PASSES):
+                    busy, frames, copied = conn.exec_driver_sql(
+                        "PRAGMA wal_checkpoint(PASSIVE)").one()
+                    if not busy and frames == copied:
+                        return
+                if size > WAL_TRUNCATE_BYTES:
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         except Exception as exc:  # noqa: BLE001 - tried again on the next round
             log.debug("WAL checkpoint failed: %s", exc)
@@ -165,8 +179,7 @@ class OutboxMover:
                 with self.store.engine.connect() as conn:
                     rows = list(conn.execute(text(select), {"org": org_id}).all())
                 written, error = self._write_all(rows)
-                with self.store.engine.begin() as conn:
-                    self._delete(conn, written)
+                self._delete_sqlite(written)
             self.moved += len(written)
             if error is not None:
                 raise error
@@ -194,6 +207,28 @@ class OutboxMover:
         if rows:
             ids = ", ".join(str(int(r[0])) for r in rows)
             conn.execute(text(f"DELETE FROM exposure_outbox WHERE id IN ({ids})"))
+
+    def _delete_sqlite(self, rows: list[Any]) -> None:
+        """Delete moved rows, each chunk one autocommitted statement: SQLite's write lock is
+        then taken and released inside one C call, with the GIL released throughout. In a
+        transaction (BEGIN, DELETE, COMMIT) this thread held the lock while it waited for the
+        GIL between the calls, up to the interpreter's 5 ms switch interval each time, and
+        serve commits waited behind it (2.5-12 ms per second's move, docs/benchmarks.md)."""
+        if not rows:
+            return
+        raw = self.store.engine.raw_connection()
+        try:
+            driver: Any = raw.driver_connection
+            before = driver.isolation_level
+            driver.isolation_level = None  # autocommit
+            try:
+                for i in range(0, len(rows), DELETE_CHUNK):
+                    ids = ", ".join(str(int(r[0])) for r in rows[i:i + DELETE_CHUNK])
+                    driver.execute(f"DELETE FROM exposure_outbox WHERE id IN ({ids})")
+            finally:
+                driver.isolation_level = before
+        finally:
+            raw.close()
 
     def _write(self, org_id: str, rows: list[Any]) -> None:
         driver = self.warehouses.managed(org_id)

@@ -104,6 +104,18 @@ class Store:
         finally:
             s.close()
 
+    def write_at_once(self, statement: Any) -> int:
+        """Run one write statement as a transaction of its own; return the rows it changed.
+
+        For background writes beside serving. On SQLite the statement takes the write lock,
+        writes and commits inside one C call with the GIL released. An ORM session holds the
+        lock from its first write to its commit, and a background thread needs the GIL back
+        in between, waiting up to the interpreter's 5 ms switch interval behind the event
+        loop, while the loop's serve commits wait for the lock (docs/benchmarks.md).
+        """
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            return int(conn.execute(statement).rowcount)
+
     def migrate(self) -> None:
         """Bring the schema to the latest revision (idempotent)."""
         from alembic import command
