@@ -150,7 +150,7 @@ def _lock_row(org, opt, user):
 def test_the_serves_of_one_loop_turn_are_committed_together(server, org):
     import asyncio
 
-    from levered_server.services.serve_log import LoopGroup
+    from levered_server.services.loop_group import LoopGroup
 
     opt = make_optimization(org, holdout_percentage=0)
     rt = server.runtime
@@ -179,7 +179,7 @@ def test_a_serve_waits_for_a_busy_sqlite_writer_and_is_then_committed(server, or
     import sqlite3
     import threading
 
-    from levered_server.services.serve_log import LoopGroup
+    from levered_server.services.loop_group import LoopGroup
 
     opt = make_optimization(org, holdout_percentage=0)
     rt = server.runtime
@@ -250,7 +250,7 @@ def test_the_loop_commits_a_serve_behind_a_short_sqlite_write_itself(server, org
     import asyncio
     import sqlite3
 
-    from levered_server.services.serve_log import LoopGroup
+    from levered_server.services.loop_group import LoopGroup
 
     opt = make_optimization(org, holdout_percentage=0)
     rt = server.runtime
@@ -329,6 +329,56 @@ def test_postgres_serves_are_committed_by_the_loop_and_survive_a_lost_connection
         assert rt.locks.get(opt["id"], user) == (body["variant_number"], body["propensity"])
         rt.exposures.flush(org.id)
         assert _stored(rt, org, body["exposure_id"]) == [body["variant_number"]]
+
+
+@pytest.mark.parametrize("server", ["postgres"], indirect=True)
+def test_the_postgres_loop_commit_keeps_a_lock_stored_first_and_fails_only_its_serve(server,
+                                                                                       org):
+    """The loop's one-statement commit writes the exposures of the locks it inserts; a user
+    locked first elsewhere gets the stored variant, and its exposure is written from it.
+    When that second write fails, only that serve is failed: the others were committed."""
+    import asyncio
+
+    opt = make_optimization(org, holdout_percentage=0)
+    rt = server.runtime
+    now = dt.datetime.now(dt.UTC)
+
+    def lock(user, n, p):
+        return {"organization_id": org.id, "optimization_id": opt["id"], "anonymous_id": user,
+                "variant_number": n, "propensity": p, "model_version": 1, "assigned_at": now}
+
+    def write(user, n, p):
+        def row(n2, p2):
+            return {**_row(org, opt, n2, p2), "exposure_id": f"e-{user}-{n2}",
+                    "anonymous_id": user}
+        return ServeWrite(org.id, (opt["id"], user), lock(user, n, p), (n, p), row)
+
+    rt.locks.insert([lock("pg-first", 2, 0.25)])  # "another replica" locked this user first
+    log = ServeLog(rt.locks, rt.outbox)
+    fresh, raced = write("pg-fresh", 3, 0.2), write("pg-first", 4, 0.2)
+    asyncio.run(log.commit_async([fresh, raced]))
+    assert (fresh.future.result(0), raced.future.result(0)) == ((3, 0.2), (2, 0.25))
+    rt.exposures.flush(org.id)
+    assert _stored(rt, org, "e-pg-fresh-3") == [3]
+    assert _stored(rt, org, "e-pg-first-2") == [2] and _stored(rt, org, "e-pg-first-4") == []
+    log._async.close()
+
+    rt.locks.insert([lock("pg-second", 1, 0.5)])
+    log = ServeLog(rt.locks, rt.outbox)
+    fresh, raced = write("pg-fresh-2", 3, 0.2), write("pg-second", 4, 0.2)
+    built = raced.exposure
+
+    def fails_for_the_stored_lock(n, p):
+        if n == 1:
+            raise OSError("cannot build")
+        return built(n, p)
+
+    raced.exposure = fails_for_the_stored_lock
+    asyncio.run(log.commit_async([fresh, raced]))
+    assert fresh.future.result(0) == (3, 0.2)
+    with pytest.raises(OSError, match="cannot build"):
+        raced.future.result(0)
+    log._async.close()
 
 
 @pytest.mark.parametrize("server", ["sqlite"], indirect=True)

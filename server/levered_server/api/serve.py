@@ -16,7 +16,7 @@ from levered_server.middleware import RequestContext, error_payload
 from levered_server.runtime import Runtime
 from levered_server.schemas.serving import BestVariantRequest, ServeOut, ServeRequest
 from levered_server.services import serving
-from levered_server.services.serve_log import LoopGroup
+from levered_server.services.loop_group import LoopGroup
 
 log = logging.getLogger("levered_server")
 PREFIX = "/api/v2/optimizations"

@@ -1,16 +1,15 @@
 """What a serve writes, committed before it is acknowledged: its sticky lock and exposure.
 
 Every serve that assigns a user for the first time writes a sticky lock, and every recorded
-serve an exposure. The serves of one event-loop turn are committed together in one
-state-store transaction (`LoopGroup`): the locks and the exposures, the latter into the
-exposure outbox that `services/outbox.py` moves to the warehouse behind. On SQLite the event
-loop commits them itself (`ServeLog.commit_now`, a fraction of a millisecond of C calls); on
-PostgreSQL it commits them on an asyncio connection (`ServeLog.commit_async`), the next batch
-gathering while one commit is in flight. When SQLite's write lock stays busy, and in
-write-behind mode, a single writer thread commits whatever has queued since its last commit,
-then wakes the requests it holds. So a 2xx means the lock and the exposure are on disk,
-`kill -9` loses nothing acknowledged, and a serve waits for one commit, never for the
-warehouse.
+serve an exposure. The serves of one event-loop turn are committed together
+(`loop_group.LoopGroup`): the locks and the exposures, the latter into the exposure outbox
+that `services/outbox.py` moves to the warehouse behind. On SQLite the event loop commits
+them itself (`ServeLog.commit_now`, a fraction of a millisecond of C calls); on PostgreSQL it
+commits them on an asyncio connection (`ServeLog.commit_async`), the next batch gathering
+while one commit is in flight. When SQLite's write lock stays busy, and in write-behind mode,
+a single writer thread commits whatever has queued since its last commit, then wakes the
+requests it holds. So a 2xx means the lock and the exposure are on disk, `kill -9` loses
+nothing acknowledged, and a serve waits for one commit, never for the warehouse.
 
 The lock is inserted with `ON CONFLICT DO NOTHING` and read back: when another replica (or a
 concurrent request here) locked the user first, the stored lock wins, and the exposure and the
@@ -24,7 +23,6 @@ seconds; a crash then loses what was answered in the last interval (the document
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import dataclasses
 import logging
@@ -152,15 +150,32 @@ class ServeLog:
 
     async def commit_async(self, batch: list[ServeWrite]) -> None:
         """Commit the batch from the event loop (PostgreSQL) and resolve its futures; a
-        failure is every write's error."""
-        if self._async is None:
-            from levered_server.store.pg_async_commit import AsyncCommitter
+        failure is the error of every write it left uncommitted."""
+        from levered_server.store.pg_async_commit import AsyncCommitter, PartlyCommitted
 
+        if self._async is None:
             self._async = AsyncCommitter(self.locks)
-        finals, exposures = _finals(batch)
+        finals: dict[int, tuple[int, float]] = {}
+
+        def lost(held: dict[Key, tuple[int, float]]) -> list[tuple[str, str]]:
+            # The serves whose user was locked first elsewhere: their exposures as stored.
+            out = []
+            for w in batch:
+                if w.lock is not None and w.key in held:
+                    final = finals[id(w)] = held[w.key]
+                    if w.exposure is not None:
+                        out.append((w.organization_id, outbox.encode(w.exposure(*final))))
+            return out
+
         started = time.perf_counter()
         try:
-            await self._async.commit([w.lock for w in batch if w.lock is not None], exposures)
+            await self._async.commit([w.lock for w in batch if w.lock is not None],
+                                     _as_assigned(batch), lost)
+        except PartlyCommitted as exc:
+            failed = {id(w) for w in batch if w.lock is not None and w.key in exc.keys}
+            self._committed([w for w in batch if id(w) not in failed], finals, started)
+            self._fail([w for w in batch if id(w) in failed], exc.cause, "serves")
+            return
         except Exception as exc:  # noqa: BLE001 - reported to every waiting request
             self._fail(batch, exc, "serves")
             return
@@ -265,121 +280,8 @@ def _finals(batch: list[ServeWrite]) -> tuple[dict[int, tuple[int, float]], Any]
     return finals, exposures
 
 
-class LoopGroup:
-    """Commits the serves that reach their commit in one event-loop turn together.
-
-    On SQLite the loop commits them itself (`ServeLog.commit_now`). When another connection
-    holds the write lock (the outbox mover's delete, an API write), the batch waits on the
-    loop, retried every `RETRY` seconds with later turns' serves joining it, and goes to the
-    writer thread, which waits for the lock off the loop, only after `RETRY_FOR`: handed over
-    at once, its commit needed the GIL back from the busy loop after every SQLite call.
-    On PostgreSQL the loop commits on an asyncio connection (`ServeLog.commit_async`), one
-    batch at a time, the turns that come meanwhile gathering into the next. In write-behind
-    mode batches go to the writer thread: one wake-up and one call back into the loop per
-    turn instead of one each per serve (those hand-offs were a tenth of the event loop's time
-    at 500 serves/s, docs/benchmarks.md).
-    """
-
-    RETRY = 0.0005
-    RETRY_FOR = 0.05
-
-    def __init__(self, serve_log: ServeLog) -> None:
-        self.serve_log = serve_log
-        self._batch: tuple[list[ServeWrite], asyncio.Future[None]] | None = None
-        # Writes held on the loop while the write lock is busy, and the turns waiting on them.
-        self._held: tuple[list[ServeWrite], list[asyncio.Future[None]], float] | None = None
-        # PostgreSQL: writes gathered while a commit is in flight, and the turns waiting.
-        self._next: tuple[list[ServeWrite], list[asyncio.Future[None]]] | None = None
-        self._draining = False
-
-    async def commit(self, write: ServeWrite) -> tuple[int, float]:
-        """Queue `write` and wait until it is committed; return the (variant, propensity)
-        that holds. Raises the store's error when the commit failed."""
-        batch = self._batch
-        if batch is None:
-            loop = asyncio.get_running_loop()
-            batch = self._batch = ([], loop.create_future())
-            loop.call_soon(self._hand_off, batch)
-        batch[0].append(write)
-        await asyncio.shield(batch[1])
-        return write.future.result()
-
-    def _hand_off(self, batch: tuple[list[ServeWrite], asyncio.Future[None]]) -> None:
-        self._batch = None
-        writes, done = batch
-        if self._held is not None:  # behind writes already waiting for the lock, in order
-            self._held[0].extend(writes)
-            self._held[1].append(done)
-        elif self.serve_log.commit_now(writes):
-            done.set_result(None)
-        elif self.serve_log.commits_inline:
-            self._held = (list(writes), [done], time.monotonic())
-            done.get_loop().call_later(self.RETRY, self._retry)
-        elif self.serve_log.commits_async:
-            self._gather(writes, done)
-        else:
-            self._to_writer(writes, [done])
-
-    def _gather(self, writes: list[ServeWrite], done: asyncio.Future[None]) -> None:
-        if self._next is None:
-            self._next = ([], [])
-        self._next[0].extend(writes)
-        self._next[1].append(done)
-        if not self._draining:
-            self._draining = True
-            done.get_loop().create_task(self._drain())
-
-    async def _drain(self) -> None:
-        """Commit what gathered, one batch at a time, until nothing is left."""
-        writes: list[ServeWrite] = []
-        dones: list[asyncio.Future[None]] = []
-        try:
-            while self._next is not None:
-                (writes, dones), self._next = self._next, None
-                await self.serve_log.commit_async(writes)
-                _settle(dones)
-                writes, dones = [], []
-        finally:
-            self._draining = False
-            # Cancelled at shutdown: what is in flight or gathered is not acknowledged.
-            if self._next is not None:
-                writes, dones = writes + self._next[0], dones + self._next[1]
-                self._next = None
-            for w in writes:
-                if not w.future.done():
-                    w.future.set_exception(RuntimeError("the server is stopping"))
-            _settle(dones)
-
-    def _retry(self) -> None:
-        if self._held is None:
-            return
-        writes, dones, since = self._held
-        if self.serve_log.commit_now(writes):
-            self._held = None
-            _settle(dones)
-        elif time.monotonic() - since < self.RETRY_FOR:
-            dones[0].get_loop().call_later(self.RETRY, self._retry)
-        else:
-            self._held = None
-            self._to_writer(writes, dones)
-
-    def _to_writer(self, writes: list[ServeWrite], dones: list[asyncio.Future[None]]) -> None:
-        loop = dones[0].get_loop()
-
-        def committed(_future: object) -> None:
-            # The writer resolves a batch's futures in order: the last one done means all.
-            loop.call_soon_threadsafe(_settle, dones)
-
-        try:
-            self.serve_log.submit_all(writes)
-        except Exception as exc:  # noqa: BLE001 - every waiting serve gets the error
-            for w in writes:
-                if not w.future.done():
-                    w.future.set_exception(exc)
-        writes[-1].future.add_done_callback(committed)
-
-
-def _settle(dones: list[asyncio.Future[None]]) -> None:
-    for done in dones:
-        if not done.done():
-            done.set_result(None)
+def _as_assigned(batch: list[ServeWrite]) -> list[tuple[str, str, Key | None]]:
+    """The batch's outbox rows built from the locks as assigned, each with the key whose new
+    lock it depends on (None for a serve that inserts no lock)."""
+    return [(w.organization_id, outbox.encode(w.exposure(*w.assigned)),
+             w.key if w.lock is not None else None) for w in batch if w.exposure is not None]

@@ -1,22 +1,33 @@
 """Serve commits on PostgreSQL from the event loop, on an asyncio connection of its own.
 
-The same transaction as `LockStore.commit` (insert the new locks, read back the locks that
-hold, insert the outbox rows), sent by the event loop without a thread: while PostgreSQL
-works, the loop serves other requests, and nothing else has to hand it the GIL back. A writer
-thread doing the commit needed the GIL after every round trip, from a loop busy with other
-requests, up to the 5 ms switch interval each time (docs/benchmarks.md, "Fourth pass").
-One connection per event loop, opened with the engine's own connection arguments on first
-use; one commit at a time on it (`services/serve_log.LoopGroup` gathers the next batch
-meanwhile).
+What `LockStore.commit` does (insert the new locks, and the outbox rows built from the locks
+that hold), sent by the event loop without a thread: while PostgreSQL works, the loop serves
+other requests, and nothing else has to hand it the GIL back. A writer thread doing the
+commit needed the GIL after every round trip, from a loop busy with other requests, up to the
+5 ms switch interval each time (docs/benchmarks.md, "Fourth pass"). The usual batch (every
+lock new) is one statement in autocommit: one round trip instead of five. One connection per
+event loop, opened with the engine's own connection arguments on first use; one commit at a
+time on it (`services/loop_group.LoopGroup` gathers the next batch meanwhile).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
-from levered_server.store.locks import Key, LockStore, Outbox, held_of, pg_outbox_statement
+from levered_server.store.locks import Key, LockStore, held_of, pg_outbox_statement
+
+
+class PartlyCommitted(Exception):
+    """A batch's first statement committed, but the exposures of the serves whose lock was
+    stored already (`keys`) were not written."""
+
+    def __init__(self, keys: set[Key], cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.keys = keys
+        self.cause = cause
 
 
 class AsyncCommitter:
@@ -34,24 +45,41 @@ class AsyncCommitter:
                                                                autocommit=True)
         return self._conn
 
-    async def commit(self, rows: list[dict[str, Any]], outbox: Outbox
-                     ) -> dict[Key, tuple[int, float]]:
-        """As `LockStore.commit`: one transaction; on a broken connection, once more on a
-        new one (nothing of the first try was committed)."""
-        statements = self.locks.pg_lock_statements(rows)
+    async def commit(self, rows: list[dict[str, Any]],
+                     exposures: list[tuple[str, str, Key | None]],
+                     lost: Callable[[dict[Key, tuple[int, float]]], list[tuple[str, str]]]
+                     ) -> None:
+        """Commit a batch whose exposures `(organization id, payload, key)` were built from
+        the locks as assigned, in one statement (`LockStore.pg_commit_statement`). Locks
+        found stored already (another replica, another version) are read back, and
+        `lost(held)` builds the exposures of their serves from them, inserted after.
+
+        A broken connection is replaced once per step (nothing of a failed statement was
+        committed).
+
+        :raises PartlyCommitted: the first statement committed, and writing the exposures of
+            the serves whose lock was stored already failed.
+        """
+        statement = self.locks.pg_commit_statement(rows, exposures)
+        inserted = {(o, a) for o, a in await self._run(statement)}
+        keys = {(r["optimization_id"], r["anonymous_id"]) for r in rows} - inserted
+        if not keys:
+            return
+        try:
+            held = held_of(await self._run(self.locks.pg_read_back_statement(sorted(keys))))
+            rest = lost(held)
+            if rest:
+                await self._run(pg_outbox_statement(rest), fetch=False)
+        except Exception as exc:
+            raise PartlyCommitted(keys, exc) from exc
+
+    async def _run(self, statement: tuple[str, tuple[str, ...]], fetch: bool = True
+                   ) -> list[Any]:
         for attempt in (0, 1):
             conn = await self._connection()
             try:
-                async with conn.transaction():
-                    held: dict[Key, tuple[int, float]] = {}
-                    if statements:
-                        insert, read_back = statements
-                        await conn.execute(*insert)
-                        held = held_of(await (await conn.execute(*read_back)).fetchall())
-                    exposures = outbox(held)
-                    if exposures:
-                        await conn.execute(*pg_outbox_statement(exposures))
-                    return held
+                cursor = await conn.execute(*statement)
+                return await cursor.fetchall() if fetch else []
             except (psycopg.OperationalError, psycopg.InterfaceError):
                 self.close()
                 if attempt:
