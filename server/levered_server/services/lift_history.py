@@ -2,11 +2,13 @@
 
 Each published version writes the day's row (UTC date of the run; a later run the same day
 replaces it), so the history is one point per day however often the model trains. The numbers
-are those of the version's results ``stats`` (API.md 16.1), read back from the stored state.
+are those of the version's results ``stats`` (API.md 16.1), taken from its state by the fit
+worker (`lift_estimate.py`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
@@ -15,33 +17,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from levered_server.clock import iso_s, new_id, utcnow
 from levered_server.services.optimizations import get_row
-from levered_server.store.models import LiftEstimate, Model
+from levered_server.store.models import LiftEstimate
 
 MAX_DAYS = 366
 
 
-def record(runtime: Any, org_id: str, model_id: str) -> None:
-    """Store the current version's lift estimates as today's point of its optimization."""
-    with runtime.store.session(org_id) as s:  # reads only
-        model = s.get(Model, model_id)
-        if model is None or model.version == 0 or model.trained_at is None:
-            return
-        # Only these members: the whole state is ~1 MB of JSON.
-        stats = s.scalar(select(Model.state["stats"]).where(Model.id == model_id)) or {}
-        variants = s.scalar(select(Model.state["variants"]).where(Model.id == model_id)) or []
-        observations = int(s.scalar(select(Model.state["observations"])
-                                    .where(Model.id == model_id)) or 0)
-        optimization_id, version, trained_at = model.optimization_id, model.version, model.trained_at
-    best = max(variants, key=lambda v: (v.get("prob_best") or 0, -v["number"]), default=None)
-    estimate = {
-        "policy_lift_percent": stats.get("estimated_improvement_percent"),
-        "policy_lift_interval": stats.get("estimated_improvement_interval"),
-        "best_number": best["number"] if best else None,
-        "best_lift_percent": stats.get("best_vs_baseline_percent"),
-        "best_lift_interval": stats.get("best_vs_baseline_interval"),
-        "best_prob": best.get("prob_best") if best else None,
-        "estimated_progress": stats.get("estimated_progress"),
-    }
+def record(runtime: Any, org_id: str, optimization_id: str, model_id: str, version: int,
+           trained_at: dt.datetime, observations: int, estimate: dict[str, Any]) -> None:
+    """Store a published version's lift estimates (`lift_estimate.py`, worked out in the
+    fit worker) as the day's point of its optimization."""
     point = {"model_id": model_id, "model_version": version, "trained_at": trained_at,
              "observations": observations, "estimate": estimate}
     insert = (pg_insert if runtime.store.engine.dialect.name == "postgresql" else sqlite_insert)

@@ -201,8 +201,7 @@ def _train(runtime: Any, org_id: str, model_id: str, body: TrainRequest, trigger
         raise
     result = _publish(runtime, org_id, model.id, opt, outcome, started, trigger, scanned,
                       bias, model.version)
-    if outcome.state_json is not None:
-        lift_history.record(runtime, org_id, model.id)
+    if outcome.state_json is not None and opt.auto_stop:  # as read when the run started
         guardrails.after_training(runtime, org_id, opt.id)
     return result, outcome
 
@@ -244,6 +243,9 @@ def _publish(runtime: Any, org_id: str, model_id: str, opt: Optimization,
     if changed != 1:
         raise TrainingInProgress("The model was deleted or another training published a "
                                  "version meanwhile.")
+    if outcome.lift is not None and trained_at is not None:
+        lift_history.record(runtime, org_id, opt.id, model_id, version, trained_at,
+                            outcome.observations, outcome.lift)
     result = {"status": status, "version": version, "trained_at": iso_s(trained_at),
               "expected_reward": expected}
     if outcome.serving is not None:

@@ -36,6 +36,7 @@ from levered_server.engine.train import ModelVersion, TrainOutcome, generator, t
 from levered_server.engine.variants import Design
 from levered_server.services import design as design_rules
 from levered_server.services.fit_worker import FitPool
+from levered_server.services.lift_estimate import lift_estimate
 
 log = logging.getLogger("levered_server.training")
 ENGINE_STATE = 1
@@ -234,6 +235,7 @@ class Fitted:
     serving: Serving | None
     state_json: str | None
     expected_reward: dict[str, Any] | None
+    lift: dict[str, Any] | None = None  # the version's lift estimates (`lift_estimate`)
 
 
 def fit_and_state(*, model_id: str, version: int, model_type: str, reward_type: str,
@@ -255,7 +257,7 @@ def fit_and_state(*, model_id: str, version: int, model_type: str, reward_type: 
                        start_scales=start_scales)
     return Fitted(outcome.published, outcome.observations, outcome.historic_reward,
                   Serving.prepared(version, outcome.version.policy, stats), json.dumps(state),
-                  state["expected_reward"])
+                  state["expected_reward"], lift_estimate(state))
 
 
 def rebuild_policy(*, model_id: str, model_type: str, version: int, opt: DesignSource,
