@@ -36,6 +36,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- serve-open:begin -->", "<!-- serve-open:end -->"
+BEHIND = 0.97  # achieved / scheduled rate below which a run is marked
 
 
 def serve_script(countries: list[str], devices: list[str], prefix: str = "o") -> str:
@@ -290,9 +291,18 @@ def _report(args: argparse.Namespace, rows: list[dict], top: dict[str, float]) -
              f"batched into SQLite after the answer; each app measured alone. wrk2 -t2 -c64 -d{args.seconds}s per rate.",
              "", "| app | rate req/s | achieved | p50 ms | p99 ms | p99.9 ms | max ms | non-2xx |",
              "|---|---|---|---|---|---|---|---|"]
+    behind = False
     for r in rows:
-        lines.append(f"| {r['app']} | {r['rate']:,} | {r['achieved']:,.0f} | {r['p50']:.2f} | "
-                     f"{r['p99']:.2f} | {r['p99.9']:.2f} | {r['max']:.1f} | {int(r['errors'])} |")
+        # The generator sent fewer than it was asked to: on a 2-core machine shared with
+        # it, this happens to either app about one run in four (docs/benchmarks.md).
+        late = r["achieved"] < BEHIND * r["rate"]
+        behind = behind or late
+        lines.append(f"| {r['app']} | {r['rate']:,} | {r['achieved']:,.0f}{' †' if late else ''} | "
+                     f"{r['p50']:.2f} | {r['p99']:.2f} | {r['p99.9']:.2f} | {r['max']:.1f} | "
+                     f"{int(r['errors'])} |")
+    if behind:
+        lines += ["", f"† wrk2 sent under {BEHIND:.0%} of the scheduled requests in that run "
+                      "(the generator fell behind; its latencies include that)."]
     lines += ["", f"Max throughput (wrk -t2 -c64 -d10s): levered {top['levered']:,.0f} req/s, "
                   f"bare FastAPI {top['bare FastAPI']:,.0f} req/s "
                   f"({top['levered'] / top['bare FastAPI']:.0%} of bare)."]
