@@ -54,8 +54,9 @@ class AsyncCommitter:
         found stored already (another replica, another version) are read back, and
         `lost(held)` builds the exposures of their serves from them, inserted after.
 
-        A broken connection is replaced once per step (nothing of a failed statement was
-        committed).
+        A statement whose connection broke is sent once more on a new connection. (Had
+        PostgreSQL committed it before the connection broke, the retry writes those
+        exposures to the outbox again; the managed warehouse keeps one row per exposure id.)
 
         :raises PartlyCommitted: the first statement committed, and writing the exposures of
             the serves whose lock was stored already failed.
