@@ -233,10 +233,18 @@ class LockStore:
             _begin_immediate(conn, wait)
             cur = conn.cursor()
             try:
+                unread = keys
                 if params:
                     cur.executemany(self._insert, params)
-                for i in range(0, len(keys), _READ_BACK):
-                    chunk = keys[i:i + _READ_BACK]
+                    if cur.rowcount == len(params):
+                        # Every lock was new (the usual batch): they hold as inserted, and
+                        # no read-back means two fewer SQLite calls, each of which lets
+                        # another thread take the GIL from the event loop.
+                        held = {(r["optimization_id"], r["anonymous_id"]):
+                                (int(r["variant_number"]), float(r["propensity"])) for r in rows}
+                        unread = []
+                for i in range(0, len(unread), _READ_BACK):
+                    chunk = unread[i:i + _READ_BACK]
                     cur.execute(read_back_sqlite(len(chunk)),
                                 tuple(x for key in chunk for x in key))
                     held.update(held_of(cur.fetchall()))
