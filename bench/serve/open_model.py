@@ -36,7 +36,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- serve-open:begin -->", "<!-- serve-open:end -->"
-BEHIND = 0.97  # achieved / scheduled rate below which a run is marked
+BEHIND = 0.99  # achieved / scheduled rate below which a run is marked (kept-up runs: 99.8 %)
 
 
 def serve_script(countries: list[str], devices: list[str], prefix: str = "o") -> str:
