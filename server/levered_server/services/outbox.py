@@ -204,8 +204,7 @@ class OutboxMover:
     @staticmethod
     def _delete(conn: Any, rows: list[Any]) -> None:
         if rows:
-            ids = ", ".join(str(int(r[0])) for r in rows)
-            conn.execute(text(f"DELETE FROM exposure_outbox WHERE id IN ({ids})"))
+            conn.execute(text(_delete_sql(rows)))
 
     def _delete_sqlite(self, rows: list[Any]) -> None:
         """Delete moved rows, each chunk one autocommitted statement: SQLite's write lock is
@@ -215,8 +214,7 @@ class OutboxMover:
         serve commits waited behind it (2.5-12 ms per second's move, docs/benchmarks.md)."""
         def delete(driver: Any) -> None:
             for i in range(0, len(rows), DELETE_CHUNK):
-                ids = ", ".join(str(int(r[0])) for r in rows[i:i + DELETE_CHUNK])
-                driver.execute(f"DELETE FROM exposure_outbox WHERE id IN ({ids})")
+                driver.execute(_delete_sql(rows[i:i + DELETE_CHUNK]))
 
         if rows:
             self._raw(delete)
@@ -256,3 +254,8 @@ class OutboxMover:
         with self.store.engine.connect() as conn:
             return int(conn.execute(text("SELECT coalesce(max(id), 0) FROM exposure_outbox"))
                        .scalar() or 0)
+
+
+def _delete_sql(rows: list[Any]) -> str:
+    ids = ", ".join(str(int(r[0])) for r in rows)
+    return f"DELETE FROM exposure_outbox WHERE id IN ({ids})"

@@ -152,35 +152,34 @@ class ServeLog:
     async def commit_async(self, batch: list[ServeWrite]) -> None:
         """Commit the batch from the event loop (PostgreSQL) and resolve its futures; a
         failure is the error of every write it left uncommitted."""
-        from levered_server.store.pg_async_commit import AsyncCommitter, PartlyCommitted
-
         if self._async is None:
+            from levered_server.store.pg_async_commit import AsyncCommitter
+
             self._async = AsyncCommitter(self.locks)
         finals: dict[int, tuple[int, float]] = {}
 
         def lost(held: dict[Key, tuple[int, float]]) -> list[tuple[str, str]]:
             # The serves whose user was locked first elsewhere: their exposures as stored.
-            out = []
-            for w in batch:
-                if w.lock is not None and w.key in held:
-                    final = finals[id(w)] = held[w.key]
-                    if w.exposure is not None:
-                        out.append((w.organization_id, outbox.encode(w.exposure(*final))))
-            return out
+            lost_finals, exposures = _finals([w for w in batch
+                                              if w.lock is not None and w.key in held])
+            rows: list[tuple[str, str]] = exposures(held)
+            finals.update(lost_finals)
+            return rows
 
         started = time.perf_counter()
         try:
-            await self._async.commit([w.lock for w in batch if w.lock is not None],
-                                     _as_assigned(batch), lost)
-        except PartlyCommitted as exc:
-            failed = {id(w) for w in batch if w.lock is not None and w.key in exc.keys}
-            self._committed([w for w in batch if id(w) not in failed], finals, started)
-            self._fail([w for w in batch if id(w) in failed], exc.cause, "serves")
-            return
+            failed = await self._async.commit([w.lock for w in batch if w.lock is not None],
+                                              _as_assigned(batch), lost)
         except Exception as exc:  # noqa: BLE001 - reported to every waiting request
             self._fail(batch, exc, "serves")
             return
-        self._committed(batch, finals, started)
+        if failed is None:
+            self._committed(batch, finals, started)
+            return
+        keys, error = failed  # the first statement committed the others
+        self._committed([w for w in batch if w.lock is None or w.key not in keys], finals,
+                        started)
+        self._fail([w for w in batch if w.lock is not None and w.key in keys], error, "serves")
 
     def _commit_batch(self, batch: list[ServeWrite], wait: bool = True) -> bool:
         """Commit one batch (under `_commit_lock`) and resolve its futures; False when `wait`

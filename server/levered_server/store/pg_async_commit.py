@@ -20,16 +20,6 @@ import psycopg
 from levered_server.store.locks import Key, LockStore, held_of, pg_outbox_statement
 
 
-class PartlyCommitted(Exception):
-    """A batch's first statement committed, but the exposures of the serves whose lock was
-    stored already (`keys`) were not written."""
-
-    def __init__(self, keys: set[Key], cause: Exception) -> None:
-        super().__init__(str(cause))
-        self.keys = keys
-        self.cause = cause
-
-
 class AsyncCommitter:
     """`LockStore.commit` for PostgreSQL, awaited on the event loop."""
 
@@ -48,7 +38,7 @@ class AsyncCommitter:
     async def commit(self, rows: list[dict[str, Any]],
                      exposures: list[tuple[str, str, Key | None]],
                      lost: Callable[[dict[Key, tuple[int, float]]], list[tuple[str, str]]]
-                     ) -> None:
+                     ) -> tuple[set[Key], Exception] | None:
         """Commit a batch whose exposures `(organization id, payload, key)` were built from
         the locks as assigned, in one statement (`LockStore.pg_commit_statement`). Locks
         found stored already (another replica, another version) are read back, and
@@ -58,21 +48,22 @@ class AsyncCommitter:
         PostgreSQL committed it before the connection broke, the retry writes those
         exposures to the outbox again; the managed warehouse keeps one row per exposure id.)
 
-        :raises PartlyCommitted: the first statement committed, and writing the exposures of
-            the serves whose lock was stored already failed.
+        :returns: None, or when the first statement committed but writing the exposures of
+            the serves whose lock was stored already failed, their keys and the error.
         """
         statement = self.locks.pg_commit_statement(rows, exposures)
         inserted = {(o, a) for o, a in await self._run(statement)}
         keys = {(r["optimization_id"], r["anonymous_id"]) for r in rows} - inserted
         if not keys:
-            return
+            return None
         try:
             held = held_of(await self._run(self.locks.pg_read_back_statement(sorted(keys))))
             rest = lost(held)
             if rest:
                 await self._run(pg_outbox_statement(rest), fetch=False)
-        except Exception as exc:
-            raise PartlyCommitted(keys, exc) from exc
+        except Exception as exc:  # noqa: BLE001 - the caller fails those serves only
+            return keys, exc
+        return None
 
     async def _run(self, statement: tuple[str, tuple[str, ...]], fetch: bool = True
                    ) -> list[Any]:
