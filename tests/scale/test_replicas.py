@@ -201,7 +201,10 @@ def test_three_replicas_kill_one_under_load(tmp_path):
         assert versions == list(range(versions[0], versions[0] + len(ok)))
         status, model, _ = c.api("GET", f"/api/v2/models/{opt['model_id']}")
         assert model["version"] == versions[-1]
-        after = collections.Counter(a["replica"] for a in acked if a["at"] > killed_at[0] + 1)
+        # A quarter of a second for answers in flight at the kill: the load goes on for about
+        # a second after it, less as serving gets faster (a 1 s grace once left nothing).
+        after = collections.Counter(a["replica"] for a in acked
+                                    if a["at"] > killed_at[0] + 0.25)
         assert after["r0"] > 0 and after["r2"] > 0 and after["r1"] == 0, after
         # A new version reaches every survivor with traffic within the documented ~2 s.
         survivors = {r.index: r for r in c.replicas if r is not victim}
