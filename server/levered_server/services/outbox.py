@@ -176,7 +176,7 @@ class OutboxMover:
             else:
                 # SQLite: no transaction across the warehouse write (the serve log commits
                 # meanwhile); one process per data dir, and this lock, keep moves apart.
-                rows = self._raw(lambda c: c.execute(select, {"org": org_id}).fetchall())
+                rows = self._select_sqlite(select, org_id)
                 written, error = self._write_all(rows)
                 self._delete_sqlite(written)
             self.moved += len(written)
@@ -207,30 +207,22 @@ class OutboxMover:
             conn.execute(text(_delete_sql(rows)))
 
     def _delete_sqlite(self, rows: list[Any]) -> None:
-        """Delete moved rows, each chunk one autocommitted statement: SQLite's write lock is
-        then taken and released inside one C call, with the GIL released throughout. In a
-        transaction (BEGIN, DELETE, COMMIT) this thread held the lock while it waited for the
-        GIL between the calls, up to the interpreter's 5 ms switch interval each time, and
-        serve commits waited behind it (2.5-12 ms per second's move, docs/benchmarks.md)."""
-        def delete(driver: Any) -> None:
-            for i in range(0, len(rows), DELETE_CHUNK):
-                driver.execute(_delete_sql(rows[i:i + DELETE_CHUNK]))
+        """Delete moved rows, each chunk one autocommitted statement (`Store.write_at_once`):
+        SQLite's write lock is then taken and released inside one C call, with the GIL
+        released throughout. In a transaction (BEGIN, DELETE, COMMIT) this thread held the
+        lock while it waited for the GIL between the calls, up to the interpreter's 5 ms
+        switch interval each time, and serve commits waited behind it (2.5-12 ms per
+        second's move, docs/benchmarks.md)."""
+        for i in range(0, len(rows), DELETE_CHUNK):
+            self.store.write_at_once(text(_delete_sql(rows[i:i + DELETE_CHUNK])))
 
-        if rows:
-            self._raw(delete)
-
-    def _raw(self, work: Any) -> Any:
-        """`work(sqlite3 connection)` in autocommit, on a pooled connection. Raw: rows come
-        back as tuples from C, where SQLAlchemy's rows cost this thread ~2 µs of GIL each."""
+    def _select_sqlite(self, select: str, org_id: str | None) -> list[Any]:
+        """The rows to move, through the raw `sqlite3` connection: tuples from C, where
+        SQLAlchemy's rows cost this thread ~2 µs of GIL each."""
         raw = self.store.engine.raw_connection()
         try:
             driver: Any = raw.driver_connection
-            before = driver.isolation_level
-            driver.isolation_level = None  # autocommit
-            try:
-                return work(driver)
-            finally:
-                driver.isolation_level = before
+            return list(driver.execute(select, {"org": org_id}).fetchall())
         finally:
             raw.close()
 

@@ -80,6 +80,11 @@ def held_of(rows: list[Any]) -> dict[Key, tuple[int, float]]:
     return {(o, a): (int(n), float(p)) for o, a, n, p in rows}
 
 
+def _lock_rows(rows: list[dict[str, Any]]) -> str:
+    # PostgreSQL: a batch's lock rows as one JSON parameter (`json_rows`).
+    return dumps_rows([_naive(r[c]) for c in _COLUMNS] for r in rows)
+
+
 def pg_outbox_statement(exposures: list[tuple[str, str]]) -> tuple[str, tuple[str]]:
     """The PostgreSQL insert of exposure-outbox rows `(organization id, payload)`."""
     return _OUTBOX_INSERT_PG, (dumps_rows(exposures),)
@@ -262,17 +267,6 @@ class LockStore:
         result: dict[Key, tuple[int, float]] = self._run(write)
         return result
 
-    def pg_lock_statements(self, rows: list[dict[str, Any]]) -> list[tuple[str, tuple[str]]]:
-        """A PostgreSQL commit's lock statements with their parameters: insert the new locks,
-        then read back the locks that hold (rows `(optimization id, anonymous id, variant,
-        propensity)`); none without rows. Shared by the writer thread and the event loop's
-        asyncio connection (`store/pg_async_commit.py`)."""
-        if not rows:
-            return []
-        keys = list({(r["optimization_id"], r["anonymous_id"]) for r in rows})
-        return [(self._insert_pg, (dumps_rows([_naive(r[c]) for c in _COLUMNS] for r in rows),)),
-                (self._read_back_pg, (dumps_rows(keys),))]
-
     def pg_commit_statement(self, rows: list[dict[str, Any]],
                             exposures: list[tuple[str, str, Key | None]]
                             ) -> tuple[str, tuple[str, str]]:
@@ -286,7 +280,7 @@ class LockStore:
         five round trips, each ~0.1 ms of psycopg on the event loop, were a third of a
         worker's loop (docs/benchmarks.md)."""
         return self._commit_pg, (
-            dumps_rows([_naive(r[c]) for c in _COLUMNS] for r in rows),
+            _lock_rows(rows),
             dumps_rows((org, payload, *(key or (None, None))) for org, payload, key in exposures))
 
     def pg_read_back_statement(self, keys: list[Key]) -> tuple[str, tuple[str]]:
@@ -295,17 +289,16 @@ class LockStore:
 
     def _commit_postgres(self, rows: list[dict[str, Any]], outbox: Outbox
                          ) -> dict[Key, tuple[int, float]]:
-        statements = self.pg_lock_statements(rows)
+        keys = list({(r["optimization_id"], r["anonymous_id"]) for r in rows})
 
         def write(conn: Any) -> dict[Key, tuple[int, float]]:
             with conn.transaction():
                 cur = conn.cursor()
                 try:
                     held: dict[Key, tuple[int, float]] = {}
-                    if statements:
-                        insert, read_back = statements
-                        cur.execute(*insert)
-                        cur.execute(*read_back)
+                    if rows:
+                        cur.execute(self._insert_pg, (_lock_rows(rows),))
+                        cur.execute(*self.pg_read_back_statement(keys))
                         held = held_of(cur.fetchall())
                     exposures = outbox(held)
                     if exposures:
