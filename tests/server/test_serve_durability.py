@@ -409,3 +409,57 @@ def test_the_outbox_mover_starts_the_sqlite_wal_over(server, org, monkeypatch):
     # Rewound: the same serves wrote over the start of the file instead of after its end.
     assert os.path.getsize(wal) <= grown * 1.2
     assert _serve(server, opt["id"], "wal-after")["variant_number"] >= 1  # serving goes on
+
+
+@pytest.mark.parametrize("server", ["postgres"], indirect=True)
+def test_postgres_commits_that_lock_the_same_users_in_another_order_do_not_deadlock(
+        server, org, monkeypatch):
+    """Two replicas' batches that share users are inserted in key order, so one waits for
+    the other instead of each holding a user the other needs (a deadlock fails a batch)."""
+    import threading
+    import time
+
+    from levered_server.store.models import Lock
+
+    opt = make_optimization(org, holdout_percentage=0)
+    rt = server.runtime
+    now = dt.datetime.now(dt.UTC)
+
+    def lock(user, n):
+        return {"organization_id": org.id, "optimization_id": opt["id"], "anonymous_id": user,
+                "variant_number": n, "propensity": 0.2, "model_version": 1, "assigned_at": now}
+
+    failures: list[BaseException] = []
+    # A deadlock is retried on a new connection (`LockStore._run`), after PostgreSQL's
+    # deadlock_timeout: count the connections dropped.
+    dropped = []
+    drop = rt.locks._drop
+    monkeypatch.setattr(rt.locks, "_drop", lambda conn: (dropped.append(conn), drop(conn)))
+
+    def commit(rows):
+        try:
+            rt.locks.commit(rows, lambda _held: [])
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            failures.append(exc)
+
+    # A third writer holds "u-b" uncommitted, so that the first batch takes "u-a" and waits;
+    # the second batch lists "u-c" before "u-a": taken in that order, it would hold "u-c"
+    # (which the first needs next) while waiting for "u-a".
+    with rt.store.engine.connect() as holder:
+        holder.exec_driver_sql(
+            f"INSERT INTO {Lock.__tablename__} (organization_id, optimization_id, anonymous_id, "
+            "variant_number, propensity, model_version, assigned_at) "
+            "VALUES (%s, %s, 'u-b', 3, 0.2, 1, now())", (org.id, opt["id"]))
+        first = threading.Thread(target=commit,
+                                 args=([lock("u-a", 1), lock("u-b", 1), lock("u-c", 1)],))
+        first.start()
+        time.sleep(0.3)
+        second = threading.Thread(target=commit, args=([lock("u-c", 2), lock("u-a", 2)],))
+        second.start()
+        time.sleep(0.3)
+        holder.commit()
+    first.join(10)
+    second.join(10)
+    assert not failures and not dropped, (failures, dropped)
+    got = {u: rt.locks.get(opt["id"], u) for u in ("u-a", "u-b", "u-c")}
+    assert got == {"u-a": (1, 0.2), "u-b": (3, 0.2), "u-c": (1, 0.2)}

@@ -212,6 +212,31 @@ def test_automatic_runs_cool_down(server):
     assert COOLDOWN_FACTOR >= 1
 
 
+def test_a_model_training_elsewhere_is_looked_at_again_after_a_while(server, cmab):
+    """While another replica (here: another caller) trains the model, the trainer backs off
+    instead of re-trying at every serve."""
+    from levered_server.services import models
+    from levered_server.services.scheduler import BUSY_RETRY_SECONDS
+
+    trainer = Trainer(server.runtime)
+    trainer.every = 1
+    assert trainer.due() == []  # first sight: the fixture's run counts as the last one
+    trainer.served(cmab["id"])
+    models._TRAINING.add(cmab["model_id"])  # "a training of this model is running"
+    try:
+        assert [m for _, m, _ in trainer.due()] == [cmab["model_id"]]
+        trainer.run_due()
+    finally:
+        models._TRAINING.discard(cmab["model_id"])
+    assert trainer._not_before[cmab["id"]] > time.monotonic() + BUSY_RETRY_SECONDS / 2
+    trainer._wake.clear()
+    trainer.served(cmab["id"])
+    assert not trainer._wake.is_set() and trainer.due() == []
+    # The run did not happen: the serves still count once the retry is due.
+    trainer._not_before[cmab["id"]] = 0.0
+    assert [m for _, m, _ in trainer.due()] == [cmab["model_id"]]
+
+
 def test_the_start_up_heap_is_frozen(server):
     from levered_server.runtime import GC_THRESHOLDS
 

@@ -13,7 +13,9 @@ server.
 Under heavy traffic `LEVERED_TRAIN_EVERY_SERVES` could keep a model training back to back; an
 automatic run of a model therefore waits at least `COOLDOWN_FACTOR` times the duration of its
 previous automatic run after that run ended (training takes at most ~1/(1 + factor) of the
-time per model). The serves keep counting, so the delayed run sees all of them.
+time per model). The serves keep counting, so the delayed run sees all of them. A model that
+another replica (or worker) is training is looked at again after `BUSY_RETRY_SECONDS`: its
+run, once recorded, counts as this process's run too (`Trainer._due`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ from levered_server.warehouse.manager import managed_providers
 
 log = logging.getLogger("levered_server.training")
 COOLDOWN_FACTOR = 4.0
+# Retrying at once made a replica whose serves kept coming re-check the models and re-try the
+# lease at nearly every serve while another trained: about half of its trainer thread's GIL
+# time (docs/benchmarks.md, "Sixth pass").
+BUSY_RETRY_SECONDS = 1.0
 
 
 class Trainer:
@@ -179,9 +185,9 @@ class Trainer:
                 models.train(runtime=self.runtime, org_id=org_id, model_id=model_id,
                              body=TrainRequest(), trigger=trigger)
             except TrainingInProgress:
+                self._not_before[optimization_id] = time.monotonic() + BUSY_RETRY_SECONDS
                 continue
             except Exception as exc:  # noqa: BLE001 - recorded on the model as a failed run
                 log.warning("automatic training of model %s failed: %s", model_id, exc)
-            finally:
-                ended = time.monotonic()
-                self._not_before[optimization_id] = ended + COOLDOWN_FACTOR * (ended - started)
+            ended = time.monotonic()
+            self._not_before[optimization_id] = ended + COOLDOWN_FACTOR * (ended - started)
