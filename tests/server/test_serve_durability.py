@@ -415,7 +415,8 @@ def test_the_outbox_mover_starts_the_sqlite_wal_over(server, org, monkeypatch):
 def test_postgres_commits_that_lock_the_same_users_in_another_order_do_not_deadlock(
         server, org, monkeypatch):
     """Two replicas' batches that share users are inserted in key order, so one waits for
-    the other instead of each holding a user the other needs (a deadlock fails a batch)."""
+    the other instead of each holding a user the other needs (PostgreSQL breaks a deadlock
+    after its deadlock_timeout, and the batch is retried: a stall of a second)."""
     import threading
     import time
 
@@ -442,6 +443,20 @@ def test_postgres_commits_that_lock_the_same_users_in_another_order_do_not_deadl
         except BaseException as exc:  # noqa: BLE001 - asserted below
             failures.append(exc)
 
+    def waiting(n):
+        # Until n of our lock inserts wait for a row lock (or 5 s), watched on a connection
+        # of its own: a pooled one could keep a committing thread waiting for the pool.
+        import psycopg
+
+        cargs, cparams = rt.store.engine.dialect.create_connect_args(rt.store.engine.url)
+        deadline = time.monotonic() + 5
+        with psycopg.connect(*cargs, **cparams, autocommit=True) as conn:
+            while time.monotonic() < deadline and conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE %s", (f"INSERT INTO {Lock.__tablename__} %",)
+            ).fetchone()[0] < n:
+                time.sleep(0.02)
+
     # A third writer holds "u-b" uncommitted, so that the first batch takes "u-a" and waits;
     # the second batch lists "u-c" before "u-a": taken in that order, it would hold "u-c"
     # (which the first needs next) while waiting for "u-a".
@@ -453,10 +468,10 @@ def test_postgres_commits_that_lock_the_same_users_in_another_order_do_not_deadl
         first = threading.Thread(target=commit,
                                  args=([lock("u-a", 1), lock("u-b", 1), lock("u-c", 1)],))
         first.start()
-        time.sleep(0.3)
+        waiting(1)
         second = threading.Thread(target=commit, args=([lock("u-c", 2), lock("u-a", 2)],))
         second.start()
-        time.sleep(0.3)
+        waiting(2)
         holder.commit()
     first.join(10)
     second.join(10)

@@ -82,8 +82,8 @@ def held_of(rows: list[Any]) -> dict[Key, tuple[int, float]]:
 
 def _lock_rows(rows: list[dict[str, Any]]) -> str:
     # PostgreSQL: a batch's lock rows as one JSON parameter (`json_rows`), in key order, so
-    # that concurrent batches (replicas, a worker's commits in flight) that insert the same
-    # user take the unique index's row locks in the same order and never deadlock.
+    # that concurrent batches (of replicas, of workers) that insert the same users take the
+    # unique index's row locks in the same order and never deadlock.
     ordered = sorted(rows, key=lambda r: (r["optimization_id"], r["anonymous_id"]))
     return dumps_rows([_naive(r[c]) for c in _COLUMNS] for r in ordered)
 
