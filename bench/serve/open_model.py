@@ -208,7 +208,8 @@ def main() -> None:
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--trace-stalls", type=float, default=0, metavar="MS",
                    help="have levered log event-loop stalls and serve commits over MS "
-                        "(LEVERED_STALL_TRACE_MS) and summarize them after the run")
+                        "(LEVERED_STALL_TRACE_MS) and summarize them after the run, with how "
+                        "many of those commits overlapped an automatic training run")
     args = p.parse_args()
     if (not 1 <= args.seconds <= 120 or any(not 1 <= r <= 20000 for r in args.rates)
             or not 1 <= args.repeat <= 10):
@@ -238,18 +239,21 @@ def _run(args: argparse.Namespace, rows: list[dict]) -> dict[str, float]:
         script.write_text(LUA)
         top: dict[str, float] = {}
         fixed_log = ""
+        window = (dt.datetime.now(), dt.datetime.now())
         before = cpu_times()
         for name, start in (("bare FastAPI", lambda: start_bare(tmp)),
                             ("levered", lambda: start_levered(tmp, args))):
             proc, url = start()
             try:
                 fixed_rate(args.wrk2, url, min(args.rates), 5, script)  # warm up
+                measured = dt.datetime.now()
                 for _ in range(args.repeat):
                     for rate in args.rates:
                         rows.append({"app": name, "rate": rate,
                                      **fixed_rate(args.wrk2, url, rate, args.seconds, script)})
                 if name == "levered":
                     fixed_log = (tmp / "levered.log").read_text(errors="replace")
+                    window = (measured, dt.datetime.now())
                 top[name] = max_rate(url, 10, script)
             finally:
                 proc.terminate()
@@ -257,6 +261,7 @@ def _run(args: argparse.Namespace, rows: list[dict]) -> dict[str, float]:
         top["steal"] = steal_share(before, cpu_times())
         if args.trace_stalls:
             summarize_stalls(fixed_log)
+            summarize_training(fixed_log, *window)
     rows.sort(key=lambda row: row["app"] != "levered")  # levered's rows first in the table
     return top
 
@@ -278,6 +283,34 @@ def summarize_stalls(log: str) -> None:
                 where[key] = where.get(key, 0) + 1
     for key, n in sorted(where.items(), key=lambda kv: -kv[1])[:12]:
         print(f"  {n:5d} × {key}")
+
+
+_STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) "
+
+
+def summarize_training(log: str, start: dt.datetime, end: dt.datetime) -> None:
+    """Match the slow serve commits levered logged at the fixed rates (not the warm-up) to
+    the automatic training runs they overlap, in any worker (`--trace-stalls` logs both)."""
+    def when(stamp: str) -> dt.datetime:
+        return dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
+
+    def spans(pattern: str) -> list[tuple[dt.datetime, dt.datetime]]:
+        # Each line is logged as the commit or run ends, with its duration in ms.
+        out = []
+        for stamp, ms in re.findall(_STAMP + pattern, log, re.M):
+            ended = when(stamp)
+            out.append((ended - dt.timedelta(milliseconds=float(ms)), ended))
+        return [(a, b) for a, b in out if b >= start and a <= end]
+
+    runs = spans(r".*automatic training of model \S+ ran (\d+) ms")
+    commits = spans(r".*serve commit of \d+ took (\d+) ms")
+    if not runs:
+        return
+    covered = sum((min(b, end) - max(a, start)).total_seconds() for a, b in runs)
+    inside = sum(any(a <= rb and ra <= b for ra, rb in runs) for a, b in commits)
+    print(f"automatic training runs: {len(runs)}, {covered / (end - start).total_seconds():.0%} "
+          f"of the measured time; slow serve commits overlapping one: {inside} of "
+          f"{len(commits)}")
 
 
 def _report(args: argparse.Namespace, rows: list[dict], top: dict[str, float]) -> None:

@@ -237,6 +237,20 @@ def test_a_model_training_elsewhere_is_looked_at_again_after_a_while(server, cma
     assert [m for _, m, _ in trainer.due()] == [cmab["model_id"]]
 
 
+def test_with_stall_tracing_each_automatic_run_is_logged_with_its_duration(server, cmab,
+                                                                          caplog):
+    trainer = Trainer(server.runtime)
+    assert not trainer.trace  # off unless LEVERED_STALL_TRACE_MS > 0
+    trainer.trace, trainer.every = True, 1
+    assert trainer.due() == []
+    trainer.served(cmab["id"])
+    with caplog.at_level("WARNING", logger="levered_server.training"):
+        trainer.run_due()
+    assert [r.getMessage().split(" ran ")[0] for r in caplog.records] == [
+        f"automatic training of model {cmab['model_id']}"]
+    assert caplog.records[0].getMessage().endswith(" ms")
+
+
 def test_the_start_up_heap_is_frozen(server):
     from levered_server.runtime import GC_THRESHOLDS
 

@@ -55,6 +55,9 @@ class Trainer:
         self._dirty: dict[str, float] = {}
         self._not_before: dict[str, float] = {}  # optimization id → end of its cooldown
         self._started = time.monotonic()
+        # With stall tracing on, each automatic run is logged with its duration, so that slow
+        # serve commits can be matched to the runs they overlap (bench/serve/open_model.py).
+        self.trace = float(runtime.settings.stall_trace_ms) > 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -191,3 +194,6 @@ class Trainer:
                 log.warning("automatic training of model %s failed: %s", model_id, exc)
             ended = time.monotonic()
             self._not_before[optimization_id] = ended + COOLDOWN_FACTOR * (ended - started)
+            if self.trace:
+                log.warning("automatic training of model %s ran %.0f ms", model_id,
+                            (ended - started) * 1000)
