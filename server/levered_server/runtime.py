@@ -93,6 +93,7 @@ class Runtime:
             self.stalls = StallWatch(self.settings.stall_trace_ms)
             self.stalls.start()
             self.serve_log.slow_seconds = self.settings.stall_trace_ms / 1000
+            self.trainer.trace = True
         self.started = True
         log.info("%s", startup_line(self.settings, self.replica))
 

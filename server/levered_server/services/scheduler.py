@@ -55,9 +55,9 @@ class Trainer:
         self._dirty: dict[str, float] = {}
         self._not_before: dict[str, float] = {}  # optimization id → end of its cooldown
         self._started = time.monotonic()
-        # With stall tracing on, each automatic run is logged with its duration, so that slow
+        # Stall tracing (`runtime.py`) logs each automatic run with its duration, so that slow
         # serve commits can be matched to the runs they overlap (bench/serve/open_model.py).
-        self.trace = float(runtime.settings.stall_trace_ms) > 0
+        self.trace = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
