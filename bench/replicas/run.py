@@ -30,11 +30,10 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from bench.serve.open_model import serve_script  # noqa: E402 - after the path
+from bench.serve.open_model import script_file  # noqa: E402 - after the path
 
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- replicas:begin -->", "<!-- replicas:end -->"
-LUA = serve_script(["US", "DE"], ["mobile", "desktop", "desktop"], prefix="b")
 
 
 def _wrk(url: str, seconds: int, connections: int, script: pathlib.Path) -> dict[str, float]:
@@ -69,13 +68,15 @@ def measure(n: int, workers: int, seconds: int, connections: int,
             "column_mapping": {"anonymous_id": "anonymous_id", "timestamp": "timestamp_utc"}})
         _, opt, _ = c.api("POST", "/api/v2/optimizations",
                           {**HERO, "reward_metric_id": metric["id"]})
-        script = pathlib.Path(tmp) / "serve.lua"
-        script.write_text(LUA)
+        def script() -> pathlib.Path:
+            return script_file(pathlib.Path(tmp), ["US", "DE"], ["mobile", "desktop", "desktop"],
+                               prefix="b")
+
         path = f"/api/v2/optimizations/{opt['id']}/serve"
         targets = [("HAProxy", c.url)] + ([("direct", c.replicas[0].url)] if n == 1 else [])
         for via, base in targets:
-            _wrk(base + path, 3, connections, script)  # warm up
-            got = _wrk(base + path, seconds, connections, script)
+            _wrk(base + path, 3, connections, script())  # warm up
+            got = _wrk(base + path, seconds, connections, script())
             rows.append({"replicas": n, "workers": workers, "via": via, **got})
     return rows
 

@@ -25,6 +25,7 @@ import os
 import pathlib
 import platform
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,10 @@ BEHIND = 0.99  # achieved / scheduled rate below which a run is marked (kept-up 
 
 def serve_script(countries: list[str], devices: list[str], prefix: str = "o") -> str:
     """A wrk/wrk2 Lua script: `POST` serve bodies with a new anonymous id per request, the
-    context cycling through the given levels."""
+    context cycling through the given levels. The ids are `prefix`, a per-thread number and a
+    counter: the thread number is the same in every wrk process (LuaJIT's `math.random` starts
+    from the same seed), so only the prefix tells one run's users from another's
+    (`script_file`)."""
     def lua_list(levels: list[str]) -> str:
         return "{" + ", ".join(f'"{v}"' for v in levels) + "}"
 
@@ -61,7 +65,21 @@ end
 """
 
 
-LUA = serve_script(["US", "DE", "FR"], ["mobile", "desktop"])
+COUNTRIES, DEVICES = ["US", "DE", "FR"], ["mobile", "desktop"]
+
+
+def script_file(directory: pathlib.Path, countries: list[str] = COUNTRIES,
+                devices: list[str] = DEVICES, prefix: str = "o") -> pathlib.Path:
+    """Write a serve script whose anonymous ids no other run shares; return its path.
+
+    Each wrk run needs its own: with one script for all of them, every run after the first
+    (the measured run after its warm-up, each `--repeat`) served the users the runs before
+    had locked already, returning users rather than new ones (until 2026-12-07)."""
+    token = secrets.token_hex(4)
+    path = directory / f"serve-{token}.lua"
+    path.write_text(serve_script(countries, devices, f"{prefix}{token}-"))
+    return path
+
 DESIGN = {"name": "bench", "model_type": "cmab", "holdout_percentage": 10,
           "training_data_config": {
               "reward": {"name": "signup", "type": "bool"},
@@ -235,8 +253,6 @@ def _run(args: argparse.Namespace, rows: list[dict]) -> dict[str, float]:
     fill `rows`, return the max throughputs."""
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = pathlib.Path(tmp_name)
-        script = tmp / "serve.lua"
-        script.write_text(LUA)
         top: dict[str, float] = {}
         fixed_log = ""
         window = (dt.datetime.now(), dt.datetime.now())
@@ -245,16 +261,17 @@ def _run(args: argparse.Namespace, rows: list[dict]) -> dict[str, float]:
                             ("levered", lambda: start_levered(tmp, args))):
             proc, url = start()
             try:
-                fixed_rate(args.wrk2, url, min(args.rates), 5, script)  # warm up
+                fixed_rate(args.wrk2, url, min(args.rates), 5, script_file(tmp))  # warm up
                 measured = dt.datetime.now()
                 for _ in range(args.repeat):
                     for rate in args.rates:
                         rows.append({"app": name, "rate": rate,
-                                     **fixed_rate(args.wrk2, url, rate, args.seconds, script)})
+                                     **fixed_rate(args.wrk2, url, rate, args.seconds,
+                                                  script_file(tmp))})
                 if name == "levered":
                     fixed_log = (tmp / "levered.log").read_text(errors="replace")
                     window = (measured, dt.datetime.now())
-                top[name] = max_rate(url, 10, script)
+                top[name] = max_rate(url, 10, script_file(tmp))
             finally:
                 proc.terminate()
                 proc.wait(30)
