@@ -381,6 +381,47 @@ def test_the_postgres_loop_commit_keeps_a_lock_stored_first_and_fails_only_its_s
     log._async.close()
 
 
+@pytest.mark.parametrize("server", ["postgres"], indirect=True)
+def test_a_postgres_loop_commit_that_postgres_refuses_fails_its_serves_with_its_error(server,
+                                                                                       org):
+    """The loop's commit goes through libpq directly: a statement PostgreSQL refuses fails
+    the batch's serves with psycopg's error for it (here a lock for an optimization that does
+    not exist), and the next batch commits on the same connection."""
+    import asyncio
+
+    import psycopg
+
+    opt = make_optimization(org, holdout_percentage=0)
+    rt = server.runtime
+    now = dt.datetime.now(dt.UTC)
+
+    def write(opt_id, user):
+        lock = {"organization_id": org.id, "optimization_id": opt_id, "anonymous_id": user,
+                "variant_number": 1, "propensity": 0.5, "model_version": 1, "assigned_at": now}
+        return ServeWrite(org.id, (opt_id, user), lock, (1, 0.5),
+                          lambda n, p: {**_row(org, opt, n, p), "exposure_id": f"e-{user}",
+                                        "anonymous_id": user})
+
+    log = ServeLog(rt.locks, rt.outbox)
+
+    async def two_batches() -> tuple[ServeWrite, ServeWrite, int, int]:
+        refused = write("no-such-optimization", "pg-refused")
+        await log.commit_async([refused])
+        backend = log._async._conn.info.backend_pid
+        accepted = write(opt["id"], "pg-accepted")
+        await log.commit_async([accepted])
+        return refused, accepted, backend, log._async._conn.info.backend_pid
+
+    refused, accepted, before, after = asyncio.run(two_batches())
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        refused.future.result(0)
+    assert accepted.future.result(0) == (1, 0.5)
+    assert before == after  # the refusal did not cost the connection
+    assert rt.locks.get(opt["id"], "pg-refused") is None
+    assert rt.locks.get(opt["id"], "pg-accepted") == (1, 0.5)
+    log._async.close()
+
+
 @pytest.mark.parametrize("server", ["sqlite"], indirect=True)
 def test_the_outbox_mover_starts_the_sqlite_wal_over(server, org, monkeypatch):
     """Serves keep SQLite's WAL growing; the mover's checkpoint copies all of it into the
