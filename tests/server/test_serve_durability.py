@@ -382,6 +382,53 @@ def test_the_postgres_loop_commit_keeps_a_lock_stored_first_and_fails_only_its_s
 
 
 @pytest.mark.parametrize("server", ["postgres"], indirect=True)
+def test_a_postgres_loop_commit_reads_back_a_lock_committed_while_it_waited(server, org):
+    """A lock that another replica commits while the loop's insert of the same user waits
+    for it wins: the serve gets the stored variant, and its exposure is written from it."""
+    import asyncio
+    import time
+
+    import psycopg
+
+    from levered_server.store.models import Lock
+
+    opt = make_optimization(org, holdout_percentage=0)
+    rt = server.runtime
+    now = dt.datetime.now(dt.UTC)
+    raced = ServeWrite(org.id, (opt["id"], "pg-raced"),
+                       {"organization_id": org.id, "optimization_id": opt["id"],
+                        "anonymous_id": "pg-raced", "variant_number": 4, "propensity": 0.2,
+                        "model_version": 1, "assigned_at": now}, (4, 0.2),
+                       lambda n, p: {**_row(org, opt, n, p), "exposure_id": f"e-pg-raced-{n}",
+                                     "anonymous_id": "pg-raced"})
+    log = ServeLog(rt.locks, rt.outbox)
+    cargs, cparams = rt.store.engine.dialect.create_connect_args(rt.store.engine.url)
+
+    async def race() -> None:
+        with psycopg.connect(*cargs, **cparams) as holder, \
+                psycopg.connect(*cargs, **cparams, autocommit=True) as watcher:
+            holder.execute(  # "another replica", not committed yet
+                f"INSERT INTO {Lock.__tablename__} (organization_id, optimization_id, "
+                "anonymous_id, variant_number, propensity, model_version, assigned_at) "
+                "VALUES (%s, %s, 'pg-raced', 2, 0.25, 1, now())", (org.id, opt["id"]))
+            commit = asyncio.create_task(log.commit_async([raced]))
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE %s", (f"WITH ins AS (INSERT INTO {Lock.__tablename__} %",)
+            ).fetchone()[0]:
+                await asyncio.sleep(0.02)
+            holder.commit()
+            await commit
+
+    asyncio.run(race())
+    assert raced.future.result(0) == (2, 0.25)
+    rt.exposures.flush(org.id)
+    assert _stored(rt, org, "e-pg-raced-2") == [2] and _stored(rt, org, "e-pg-raced-4") == []
+    log._async.close()
+
+
+@pytest.mark.parametrize("server", ["postgres"], indirect=True)
 def test_a_postgres_loop_commit_that_postgres_refuses_fails_its_serves_with_its_error(server,
                                                                                        org):
     """The loop's commit goes through libpq directly: a statement PostgreSQL refuses fails
