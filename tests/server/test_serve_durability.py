@@ -469,6 +469,30 @@ def test_a_postgres_loop_commit_that_postgres_refuses_fails_its_serves_with_its_
     log._async.close()
 
 
+@pytest.mark.parametrize("server", ["postgres"], indirect=True)
+def test_the_postgres_loop_committer_follows_the_event_loop_it_is_awaited_on(server, org):
+    """The committer's connection is watched by a reader on one event loop: awaited on
+    another (a restarted loop), it opens a connection there instead of waiting on the old."""
+    import asyncio
+
+    opt = make_optimization(org, holdout_percentage=0)
+    rt = server.runtime
+    now = dt.datetime.now(dt.UTC)
+
+    def write(user):
+        lock = {"organization_id": org.id, "optimization_id": opt["id"], "anonymous_id": user,
+                "variant_number": 2, "propensity": 0.5, "model_version": 1, "assigned_at": now}
+        return ServeWrite(org.id, (opt["id"], user), lock, (2, 0.5), None)
+
+    log = ServeLog(rt.locks, rt.outbox)
+    first, second = write("pg-loop-a"), write("pg-loop-b")
+    asyncio.run(log.commit_async([first]))
+    asyncio.run(asyncio.wait_for(log.commit_async([second]), 10))
+    assert first.future.result(0) == second.future.result(0) == (2, 0.5)
+    assert rt.locks.get(opt["id"], "pg-loop-b") == (2, 0.5)
+    log._async.close()
+
+
 @pytest.mark.parametrize("server", ["sqlite"], indirect=True)
 def test_the_outbox_mover_starts_the_sqlite_wal_over(server, org, monkeypatch):
     """Serves keep SQLite's WAL growing; the mover's checkpoint copies all of it into the

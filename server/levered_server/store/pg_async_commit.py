@@ -101,7 +101,8 @@ class AsyncCommitter:
 
     async def _connection(self) -> PGconn:
         conn = self._conn
-        if conn is None or conn.closed or conn.pgconn.status != pq.ConnStatus.OK:
+        if (conn is None or conn.closed or conn.pgconn.status != pq.ConnStatus.OK
+                or self._loop is not asyncio.get_running_loop()):  # its reader is on that loop
             self.close()
             engine = self.locks.store.engine
             cargs, cparams = engine.dialect.create_connect_args(engine.url)
