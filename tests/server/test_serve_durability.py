@@ -382,6 +382,51 @@ def test_the_postgres_loop_commit_keeps_a_lock_stored_first_and_fails_only_its_s
 
 
 @pytest.mark.parametrize("server", ["postgres"], indirect=True)
+def test_a_returning_user_drawn_as_stored_costs_one_postgres_statement(server, org):
+    """A returning user's serve draws the stored variant again when the model version and
+    context are the same: the loop's one statement finds the lock and writes the exposure.
+    A user stored with another variant takes a second statement for its exposure."""
+    import asyncio
+
+    from levered_server.store.pg_async_commit import AsyncCommitter
+
+    opt = make_optimization(org, holdout_percentage=0)
+    rt = server.runtime
+    now = dt.datetime.now(dt.UTC)
+
+    def lock(user, n, p):
+        return {"organization_id": org.id, "optimization_id": opt["id"], "anonymous_id": user,
+                "variant_number": n, "propensity": p, "model_version": 1, "assigned_at": now}
+
+    def write(user, n, p):
+        def row(n2, p2):
+            return {**_row(org, opt, n2, p2), "exposure_id": f"e-{user}-{n2}",
+                    "anonymous_id": user}
+        return ServeWrite(org.id, (opt["id"], user), lock(user, n, p), (n, p), row)
+
+    rt.locks.insert([lock("pg-back", 3, 0.2), lock("pg-moved", 1, 0.5)])  # earlier visits
+    log = ServeLog(rt.locks, rt.outbox)
+    log._async = committer = AsyncCommitter(rt.locks)
+    statements = []
+    run = committer._run
+
+    async def counted(statement):
+        statements.append(statement[0].split()[0])
+        return await run(statement)
+
+    committer._run = counted
+    back, moved = write("pg-back", 3, 0.2), write("pg-moved", 4, 0.2)
+    asyncio.run(log.commit_async([back]))
+    assert back.future.result(0) == (3, 0.2) and len(statements) == 1
+    asyncio.run(log.commit_async([moved]))
+    assert moved.future.result(0) == (1, 0.5) and len(statements) == 3  # + its exposure
+    rt.exposures.flush(org.id)
+    assert _stored(rt, org, "e-pg-back-3") == [3]
+    assert _stored(rt, org, "e-pg-moved-1") == [1] and _stored(rt, org, "e-pg-moved-4") == []
+    committer.close()
+
+
+@pytest.mark.parametrize("server", ["postgres"], indirect=True)
 def test_a_postgres_loop_commit_reads_back_a_lock_committed_while_it_waited(server, org):
     """A lock that another replica commits while the loop's insert of the same user waits
     for it wins: the serve gets the stored variant, and its exposure is written from it."""

@@ -133,13 +133,31 @@ class LockStore:
                               f"CROSS JOIN LATERAL (SELECT * FROM {table} AS t WHERE "
                               f"t.optimization_id = k->>0 AND t.anonymous_id = k->>1 LIMIT 1) AS l")
         # The event loop's commit in one statement (`pg_commit_statement`).
+        # `held`: the stored locks of the batch's keys as of the statement's start, so none
+        # that it inserts (returning users, users another replica locked). An exposure is
+        # written if its key's lock was inserted, or stored with the variant and propensity
+        # drawn now (the same model version and context draw the same); the others need the
+        # stored lock's exposure, built after. Its placeholders are numbered: $1 is read twice.
+        # (Keeping the inserted keys out of `held` with NOT EXISTS cost PostgreSQL more per
+        # new user than the probe it saves, docs/benchmarks.md.)
+        lock = {c: f"x->>{i}" for i, c in enumerate(_COLUMNS)}
         self._commit_pg = (
-            f"WITH ins AS ({self._insert_pg} RETURNING optimization_id, anonymous_id), "
+            f"WITH ins AS ({self._insert_pg.replace('%s', '$1')} "
+            f"RETURNING optimization_id, anonymous_id), "
+            f"k AS (SELECT {lock['optimization_id']} AS o, {lock['anonymous_id']} AS a, "
+            f"({lock['variant_number']})::integer AS n, ({lock['propensity']})::double precision "
+            f"AS p FROM jsonb_array_elements($1::jsonb) AS x), "
+            f"held AS (SELECT k.o, k.a, k.n, k.p, t.variant_number, t.propensity FROM k "
+            f"CROSS JOIN LATERAL (SELECT * FROM {table} AS t WHERE t.optimization_id = k.o "
+            f"AND t.anonymous_id = k.a LIMIT 1) AS t), "
             f"o AS (INSERT INTO exposure_outbox (organization_id, payload) "
-            f"SELECT p->>0, p->>1 FROM jsonb_array_elements(%s::jsonb) AS p WHERE p->>2 IS NULL "
-            f"OR EXISTS (SELECT 1 FROM ins WHERE ins.optimization_id = p->>2 "
-            f"AND ins.anonymous_id = p->>3)) "
-            f"SELECT optimization_id, anonymous_id FROM ins")
+            f"SELECT e->>0, e->>1 FROM jsonb_array_elements($2::jsonb) AS e WHERE e->>2 IS NULL "
+            f"OR EXISTS (SELECT 1 FROM ins WHERE ins.optimization_id = e->>2 "
+            f"AND ins.anonymous_id = e->>3) "
+            f"OR EXISTS (SELECT 1 FROM held WHERE held.o = e->>2 AND held.a = e->>3 "
+            f"AND held.variant_number = held.n AND held.propensity = held.p)) "
+            f"SELECT optimization_id, anonymous_id, NULL::integer, NULL::double precision "
+            f"FROM ins UNION ALL SELECT o, a, variant_number, propensity FROM held")
         self._local = threading.local()
         self._held: list[Any] = []
         self._held_lock = threading.Lock()
@@ -275,9 +293,12 @@ class LockStore:
                             ) -> tuple[str, tuple[str, str]]:
         """A PostgreSQL serve commit as one statement, for exposures built from the locks as
         assigned: insert the new locks, and the outbox rows `(organization id, payload, key)`
-        whose key's lock it inserted (or whose key is None: no new lock). Its rows are the
-        keys inserted; a key it did not insert was locked first elsewhere, and that serve's
-        exposure still has to be written from the stored lock (`pg_read_back_statement`).
+        whose key's lock it inserted, or found stored as assigned (a returning user drawn
+        the same again), or whose key is None (no new lock). Its rows are `(optimization id,
+        anonymous id, variant, propensity)`: each key inserted, with no variant, and the
+        stored lock of each key it did not insert. A serve whose stored lock differs from
+        its own still needs its exposure written from it; a key in neither was locked by a
+        commit that ended after this statement began (`pg_read_back_statement`).
 
         One statement in autocommit is one round trip and no transaction to open and close:
         five round trips, each ~0.1 ms of psycopg on the event loop, were a third of a

@@ -51,9 +51,10 @@ class AsyncCommitter:
                      lost: Callable[[dict[Key, tuple[int, float]]], list[tuple[str, str]]]
                      ) -> tuple[set[Key], Exception] | None:
         """Commit a batch whose exposures `(organization id, payload, key)` were built from
-        the locks as assigned, in one statement (`LockStore.pg_commit_statement`). Locks
-        found stored already (another replica, another version) are read back, and
-        `lost(held)` builds the exposures of their serves from them, inserted after.
+        the locks as assigned, in one statement (`LockStore.pg_commit_statement`): it also
+        writes the exposures of returning users whose stored lock is the one assigned. For
+        the locks found stored otherwise (another replica, another version), `lost(held)`
+        builds the exposures of their serves from them, inserted after.
 
         A statement whose connection broke is sent once more on a new connection. (Had
         PostgreSQL committed it before the connection broke, the retry writes those
@@ -62,13 +63,21 @@ class AsyncCommitter:
         :returns: None, or when the first statement committed but writing the exposures of
             the serves whose lock was stored already failed, their keys and the error.
         """
-        statement = self.locks.pg_commit_statement(rows, exposures)
-        inserted = set(await self._run(statement))
-        keys = {(r["optimization_id"], r["anonymous_id"]) for r in rows} - inserted
+        found = await self._run(self.locks.pg_commit_statement(rows, exposures))
+        assigned = {(r["optimization_id"], r["anonymous_id"]):
+                    (int(r["variant_number"]), float(r["propensity"])) for r in rows}
+        stored = held_of([row for row in found if row[2] is not None])
+        # Left: the keys it did not insert, but for returning users drawn as stored, whose
+        # exposures the statement wrote too.
+        keys = set(assigned) - {(o, a) for o, a, n, _p in found if n is None}
+        keys -= {key for key, lock in stored.items() if lock == assigned[key]}
         if not keys:
             return None
         try:
-            held = held_of(await self._run(self.locks.pg_read_back_statement(sorted(keys))))
+            held = {key: lock for key, lock in stored.items() if key in keys}
+            unseen = sorted(keys - held.keys())  # locked by a commit that ended meanwhile
+            if unseen:
+                held.update(held_of(await self._run(self.locks.pg_read_back_statement(unseen))))
             rest = lost(held)
             if rest:
                 await self._run(pg_outbox_statement(rest))
@@ -187,7 +196,7 @@ def _check(results: list[PGresult]) -> PGresult:
 
 
 def _numbered(sql: str) -> bytes:
-    """`%s` placeholders as libpq's `$1`, `$2`, …"""
+    """`%s` placeholders as libpq's `$1`, `$2`, … (a statement numbered already as it is)."""
     parts = sql.split("%s")
     return "".join(f"{part}${i}" if i < len(parts) else part
                    for i, part in enumerate(parts, start=1)).encode()
