@@ -385,7 +385,8 @@ def test_the_postgres_loop_commit_keeps_a_lock_stored_first_and_fails_only_its_s
 def test_a_returning_user_drawn_as_stored_costs_one_postgres_statement(server, org):
     """A returning user's serve draws the stored variant again when the model version and
     context are the same: the loop's one statement finds the lock and writes the exposure.
-    A user stored with another variant takes a second statement for its exposure."""
+    A user stored with another variant takes a second statement for its exposure, and so
+    does a user with two serves in the batch."""
     import asyncio
 
     from levered_server.store.pg_async_commit import AsyncCommitter
@@ -404,7 +405,8 @@ def test_a_returning_user_drawn_as_stored_costs_one_postgres_statement(server, o
                     "anonymous_id": user}
         return ServeWrite(org.id, (opt["id"], user), lock(user, n, p), (n, p), row)
 
-    rt.locks.insert([lock("pg-back", 3, 0.2), lock("pg-moved", 1, 0.5)])  # earlier visits
+    rt.locks.insert([lock("pg-back", 3, 0.2), lock("pg-moved", 1, 0.5),
+                     lock("pg-twice", 3, 0.2)])  # earlier visits
     log = ServeLog(rt.locks, rt.outbox)
     log._async = committer = AsyncCommitter(rt.locks)
     statements = []
@@ -420,9 +422,15 @@ def test_a_returning_user_drawn_as_stored_costs_one_postgres_statement(server, o
     assert back.future.result(0) == (3, 0.2) and len(statements) == 1
     asyncio.run(log.commit_async([moved]))
     assert moved.future.result(0) == (1, 0.5) and len(statements) == 3  # + its exposure
+    # The same user twice in one batch, drawn differently (two contexts): both serves get
+    # the stored lock, and no exposure carries the other draw.
+    same, other = write("pg-twice", 3, 0.2), write("pg-twice", 4, 0.2)
+    asyncio.run(log.commit_async([same, other]))
+    assert same.future.result(0) == other.future.result(0) == (3, 0.2)
     rt.exposures.flush(org.id)
     assert _stored(rt, org, "e-pg-back-3") == [3]
     assert _stored(rt, org, "e-pg-moved-1") == [1] and _stored(rt, org, "e-pg-moved-4") == []
+    assert _stored(rt, org, "e-pg-twice-3") == [3] and _stored(rt, org, "e-pg-twice-4") == []
     committer.close()
 
 

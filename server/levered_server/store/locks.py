@@ -88,6 +88,11 @@ def _lock_rows(rows: list[dict[str, Any]]) -> str:
     return dumps_rows([_naive(r[c]) for c in _COLUMNS] for r in ordered)
 
 
+def distinct_keys(rows: list[dict[str, Any]]) -> bool:
+    """Whether no user has two of the lock rows (two serves of one batch)."""
+    return len({(r["optimization_id"], r["anonymous_id"]) for r in rows}) == len(rows)
+
+
 def pg_outbox_statement(exposures: list[tuple[str, str]]) -> tuple[str, tuple[str]]:
     """The PostgreSQL insert of exposure-outbox rows `(organization id, payload)`."""
     return _OUTBOX_INSERT_PG, (dumps_rows(exposures),)
@@ -137,7 +142,9 @@ class LockStore:
         # that it inserts (returning users, users another replica locked). An exposure is
         # written if its key's lock was inserted, or stored with the variant and propensity
         # drawn now (the same model version and context draw the same); the others need the
-        # stored lock's exposure, built after. Its placeholders are numbered: $1 is read twice.
+        # stored lock's exposure, built after; unless $3 is false (a user twice in the batch,
+        # maybe drawn differently in two contexts). Its placeholders are numbered: $1 is read
+        # twice.
         # (Keeping the inserted keys out of `held` with NOT EXISTS cost PostgreSQL more per
         # new user than the probe it saves, docs/benchmarks.md.)
         lock = {c: f"x->>{i}" for i, c in enumerate(_COLUMNS)}
@@ -154,8 +161,9 @@ class LockStore:
             f"SELECT e->>0, e->>1 FROM jsonb_array_elements($2::jsonb) AS e WHERE e->>2 IS NULL "
             f"OR EXISTS (SELECT 1 FROM ins WHERE ins.optimization_id = e->>2 "
             f"AND ins.anonymous_id = e->>3) "
-            f"OR EXISTS (SELECT 1 FROM held WHERE held.o = e->>2 AND held.a = e->>3 "
-            f"AND held.variant_number = held.n AND held.propensity = held.p)) "
+            f"OR ($3::boolean AND EXISTS (SELECT 1 FROM held WHERE held.o = e->>2 "
+            f"AND held.a = e->>3 AND held.variant_number = held.n "
+            f"AND held.propensity = held.p))) "
             f"SELECT optimization_id, anonymous_id, NULL::integer, NULL::double precision "
             f"FROM ins UNION ALL SELECT o, a, variant_number, propensity FROM held")
         self._local = threading.local()
@@ -290,11 +298,12 @@ class LockStore:
 
     def pg_commit_statement(self, rows: list[dict[str, Any]],
                             exposures: list[tuple[str, str, Key | None]]
-                            ) -> tuple[str, tuple[str, str]]:
+                            ) -> tuple[str, tuple[str, str, str]]:
         """A PostgreSQL serve commit as one statement, for exposures built from the locks as
         assigned: insert the new locks, and the outbox rows `(organization id, payload, key)`
         whose key's lock it inserted, or found stored as assigned (a returning user drawn
-        the same again), or whose key is None (no new lock). Its rows are `(optimization id,
+        the same again, when no user is twice in the batch: `distinct_keys`), or whose key is
+        None (no new lock). Its rows are `(optimization id,
         anonymous id, variant, propensity)`: each key inserted, with no variant, and the
         stored lock of each key it did not insert. A serve whose stored lock differs from
         its own still needs its exposure written from it; a key in neither was locked by a
@@ -305,7 +314,8 @@ class LockStore:
         worker's loop (docs/benchmarks.md)."""
         return self._commit_pg, (
             _lock_rows(rows),
-            dumps_rows((org, payload, *(key or (None, None))) for org, payload, key in exposures))
+            dumps_rows((org, payload, *(key or (None, None))) for org, payload, key in exposures),
+            "true" if distinct_keys(rows) else "false")
 
     def pg_read_back_statement(self, keys: list[Key]) -> tuple[str, tuple[str]]:
         """The PostgreSQL read-back of the stored locks of `keys`."""

@@ -28,7 +28,7 @@ from psycopg import pq
 from psycopg.errors import error_from_result
 from psycopg.pq.abc import PGconn, PGresult
 
-from levered_server.store.locks import Key, LockStore, held_of, pg_outbox_statement
+from levered_server.store.locks import Key, LockStore, distinct_keys, held_of, pg_outbox_statement
 
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 
@@ -68,9 +68,10 @@ class AsyncCommitter:
                     (int(r["variant_number"]), float(r["propensity"])) for r in rows}
         stored = held_of([row for row in found if row[2] is not None])
         # Left: the keys it did not insert, but for returning users drawn as stored, whose
-        # exposures the statement wrote too.
+        # exposures the statement wrote too (when no user is twice in the batch).
         keys = set(assigned) - {(o, a) for o, a, n, _p in found if n is None}
-        keys -= {key for key, lock in stored.items() if lock == assigned[key]}
+        if distinct_keys(rows):
+            keys -= {key for key, lock in stored.items() if lock == assigned[key]}
         if not keys:
             return None
         try:
