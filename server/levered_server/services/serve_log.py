@@ -11,9 +11,9 @@ a single writer thread commits whatever has queued since its last commit, then w
 requests it holds. So a 2xx means the lock and the exposure are on disk, `kill -9` loses
 nothing acknowledged, and a serve waits for one commit, never for the warehouse.
 
-The lock is inserted with `ON CONFLICT DO NOTHING` and read back (on PostgreSQL's loop only
-when the insert found one there): when another replica (or a concurrent request here) locked
-the user first, the stored lock wins, and the exposure and the response carry the stored
+The lock is inserted with `ON CONFLICT DO NOTHING` and read back (on PostgreSQL's loop by the
+same statement): when another replica (or a concurrent request here) locked the user first,
+the stored lock wins, and the exposure and the response carry the stored
 variant and its propensity. Replicas on the same model version already agree on a user's
 first variant (the draw is a function of optimization, user and version,
 `serving.assignment_rng`), so this only decides between versions.
