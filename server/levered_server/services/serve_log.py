@@ -13,10 +13,10 @@ nothing acknowledged, and a serve waits for one commit, never for the warehouse.
 
 The lock is inserted with `ON CONFLICT DO NOTHING` and read back (on PostgreSQL's loop by the
 same statement): when another replica (or a concurrent request here) locked the user first,
-the stored lock wins, and the exposure and the response carry the stored
-variant and its propensity. Replicas on the same model version already agree on a user's
-first variant (the draw is a function of optimization, user and version,
-`serving.assignment_rng`), so this only decides between versions.
+the stored lock wins, and the exposure and the response carry the stored variant and its
+propensity. Replicas on the same model version already agree on a user's first variant (the
+draw is a function of optimization, user and version, `serving.assignment_rng`), so this only
+decides between versions.
 
 `write_behind_seconds > 0` restores the old trade: answer at once and commit every that many
 seconds; a crash then loses what was answered in the last interval (the documented bound).

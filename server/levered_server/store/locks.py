@@ -137,16 +137,15 @@ class LockStore:
                               f"l.propensity FROM jsonb_array_elements(%s::jsonb) AS k "
                               f"CROSS JOIN LATERAL (SELECT * FROM {table} AS t WHERE "
                               f"t.optimization_id = k->>0 AND t.anonymous_id = k->>1 LIMIT 1) AS l")
-        # The event loop's commit in one statement (`pg_commit_statement`).
-        # `held`: the stored locks of the batch's keys as of the statement's start, so none
-        # that it inserts (returning users, users another replica locked). An exposure is
-        # written if its key's lock was inserted, or stored with the variant and propensity
-        # drawn now (the same model version and context draw the same); the others need the
-        # stored lock's exposure, built after; unless $3 is false (a user twice in the batch,
-        # maybe drawn differently in two contexts). Its placeholders are numbered: $1 is read
-        # twice.
-        # (Keeping the inserted keys out of `held` with NOT EXISTS cost PostgreSQL more per
-        # new user than the probe it saves, docs/benchmarks.md.)
+        # The event loop's commit in one statement (`pg_commit_statement`). `held`: the
+        # stored locks of the batch's keys as of the statement's start, so none it inserts
+        # (returning users, users another replica locked). An exposure is written if its
+        # key's lock was inserted, or, when $3 (no user twice in the batch: two contexts can
+        # draw differently), if it is stored as drawn now (the same model version and context
+        # draw the same); the other serves' exposures are built from the stored lock after.
+        # $1 is read twice, hence numbered placeholders. Keeping the inserted keys out of
+        # `held` with NOT EXISTS cost PostgreSQL more per new user than the probes it saves
+        # (docs/benchmarks.md).
         lock = {c: f"x->>{i}" for i, c in enumerate(_COLUMNS)}
         self._commit_pg = (
             f"WITH ins AS ({self._insert_pg.replace('%s', '$1')} "
@@ -303,11 +302,11 @@ class LockStore:
         assigned: insert the new locks, and the outbox rows `(organization id, payload, key)`
         whose key's lock it inserted, or found stored as assigned (a returning user drawn
         the same again, when no user is twice in the batch: `distinct_keys`), or whose key is
-        None (no new lock). Its rows are `(optimization id,
-        anonymous id, variant, propensity)`: each key inserted, with no variant, and the
-        stored lock of each key it did not insert. A serve whose stored lock differs from
-        its own still needs its exposure written from it; a key in neither was locked by a
-        commit that ended after this statement began (`pg_read_back_statement`).
+        None (no new lock). Its rows are `(optimization id, anonymous id, variant,
+        propensity)`: each key inserted, with no variant, and the stored lock of each key it
+        did not insert. A serve whose stored lock differs from its own still needs its
+        exposure written from it; a key in neither was locked by a commit that ended after
+        this statement began (`pg_read_back_statement`).
 
         One statement in autocommit is one round trip and no transaction to open and close:
         five round trips, each ~0.1 ms of psycopg on the event loop, were a third of a
