@@ -4,12 +4,14 @@ Starts `levered-server` (embedded default, or `--database-url` PostgreSQL, optio
 `--workers N`) with a `cmab` optimization of six variants and two context factors, and the
 bare FastAPI reference (`bench/serve/bare_app.py`), one after the other (the bare app first,
 each stopped before the other starts). For each rate, wrk2 sends
-`POST …/serve` with a new anonymous id per request at that fixed rate, and reports latency from
+`POST …/serve` with a new anonymous id per request (with `--returning`, the ids of an unmeasured
+run just before, whose users hold a sticky lock) at that fixed rate, and reports latency from
 each request's scheduled send time (coordinated omission corrected); then wrk measures each
 app's max throughput. Loopback only; the generator shares the machine's cores. Prepends the run
 (with its date) to docs/benchmarks.md between the `serve-open` markers.
 
     python bench/serve/open_model.py --rates 500 1000 --seconds 20 [--training off] [--repeat 3]
+        [--returning]
 
 wrk2 is not packaged by Debian: `git clone https://github.com/giltene/wrk2 && make -C wrk2`,
 then `--wrk2 wrk2/wrk` (default: `wrk2` on the PATH, else /tmp/wrk2/wrk). wrk: `apt-get install
@@ -224,6 +226,10 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--wrk2", default=shutil.which("wrk2") or "/tmp/wrk2/wrk")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--returning", action="store_true",
+                   help="measure returning users: each measured run sends the ids of an "
+                        "unmeasured run just before it (same rate and length), whose users "
+                        "hold a sticky lock already")
     p.add_argument("--trace-stalls", type=float, default=0, metavar="MS",
                    help="have levered log event-loop stalls and serve commits over MS "
                         "(LEVERED_STALL_TRACE_MS) and summarize them after the run, with how "
@@ -265,9 +271,11 @@ def _run(args: argparse.Namespace, rows: list[dict]) -> dict[str, float]:
                 measured = dt.datetime.now()
                 for _ in range(args.repeat):
                     for rate in args.rates:
+                        script = script_file(tmp)
+                        if args.returning:  # serve its users once, unmeasured
+                            fixed_rate(args.wrk2, url, rate, args.seconds, script)
                         rows.append({"app": name, "rate": rate,
-                                     **fixed_rate(args.wrk2, url, rate, args.seconds,
-                                                  script_file(tmp))})
+                                     **fixed_rate(args.wrk2, url, rate, args.seconds, script)})
                 if name == "levered":
                     fixed_log = (tmp / "levered.log").read_text(errors="replace")
                     window = (measured, dt.datetime.now())
@@ -333,10 +341,12 @@ def summarize_training(log: str, start: dt.datetime, end: dt.datetime) -> None:
 def _report(args: argparse.Namespace, rows: list[dict], top: dict[str, float]) -> None:
     layout = (f"PostgreSQL, {args.workers} worker(s)" if args.database_url
               else "embedded default (SQLite + DuckDB), 1 process")
+    users = ("returning users (each measured run resends the ids of an unmeasured run just "
+             "before it)" if args.returning else "a new anonymous id per request")
     lines = [f"Run {dt.datetime.now().isoformat(timespec='minutes')} on {os.cpu_count()} cores "
              f"({platform.machine()}, Python {platform.python_version()}, load average before "
              f"{os.getloadavg()[0]:.2f}, CPU steal over the run {top['steal']:.1%}), levered: {layout}, automatic training {args.training}, "
-             "`cmab` 6 variants × 2 context factors, a new anonymous id per request, every "
+             f"`cmab` 6 variants × 2 context factors, {users}, every "
              "exposure committed before the answer; bare FastAPI: in-memory policy, exposures "
              f"batched into SQLite after the answer; each app measured alone. wrk2 -t2 -c64 -d{args.seconds}s per rate.",
              "", "| app | rate req/s | achieved | p50 ms | p99 ms | p99.9 ms | max ms | non-2xx |",
