@@ -63,6 +63,21 @@ def test_a_2xx_serve_is_committed_before_it_is_answered(server, org):
         assert conn.exec_driver_sql("SELECT count(*) FROM exposure_outbox").scalar() == 0
 
 
+def _lock(org, opt, user, n, p):
+    """A lock row of `user` on variant `n` with propensity `p`."""
+    return {"organization_id": org.id, "optimization_id": opt["id"], "anonymous_id": user,
+            "variant_number": n, "propensity": p, "model_version": 1,
+            "assigned_at": dt.datetime.now(dt.UTC)}
+
+
+def _write(org, opt, user, n, p):
+    """A serve's writes for `user` drawn `(n, p)`; its exposure id names the variant it
+    records (`e-{user}-{variant}`)."""
+    def row(n2, p2):
+        return {**_row(org, opt, n2, p2), "exposure_id": f"e-{user}-{n2}", "anonymous_id": user}
+    return ServeWrite(org.id, (opt["id"], user), _lock(org, opt, user, n, p), (n, p), row)
+
+
 def _stored(rt, org, exposure_id):
     driver = rt.warehouses.managed(org.id)
     rows = driver.query("SELECT variant_number FROM managed_dw.exposures "
@@ -341,21 +356,11 @@ def test_the_postgres_loop_commit_keeps_a_lock_stored_first_and_fails_only_its_s
 
     opt = make_optimization(org, holdout_percentage=0)
     rt = server.runtime
-    now = dt.datetime.now(dt.UTC)
 
-    def lock(user, n, p):
-        return {"organization_id": org.id, "optimization_id": opt["id"], "anonymous_id": user,
-                "variant_number": n, "propensity": p, "model_version": 1, "assigned_at": now}
-
-    def write(user, n, p):
-        def row(n2, p2):
-            return {**_row(org, opt, n2, p2), "exposure_id": f"e-{user}-{n2}",
-                    "anonymous_id": user}
-        return ServeWrite(org.id, (opt["id"], user), lock(user, n, p), (n, p), row)
-
-    rt.locks.insert([lock("pg-first", 2, 0.25)])  # "another replica" locked this user first
+    # "Another replica" locked this user first.
+    rt.locks.insert([_lock(org, opt, "pg-first", 2, 0.25)])
     log = ServeLog(rt.locks, rt.outbox)
-    fresh, raced = write("pg-fresh", 3, 0.2), write("pg-first", 4, 0.2)
+    fresh, raced = _write(org, opt, "pg-fresh", 3, 0.2), _write(org, opt, "pg-first", 4, 0.2)
     asyncio.run(log.commit_async([fresh, raced]))
     assert (fresh.future.result(0), raced.future.result(0)) == ((3, 0.2), (2, 0.25))
     rt.exposures.flush(org.id)
@@ -363,9 +368,9 @@ def test_the_postgres_loop_commit_keeps_a_lock_stored_first_and_fails_only_its_s
     assert _stored(rt, org, "e-pg-first-2") == [2] and _stored(rt, org, "e-pg-first-4") == []
     log._async.close()
 
-    rt.locks.insert([lock("pg-second", 1, 0.5)])
+    rt.locks.insert([_lock(org, opt, "pg-second", 1, 0.5)])
     log = ServeLog(rt.locks, rt.outbox)
-    fresh, raced = write("pg-fresh-2", 3, 0.2), write("pg-second", 4, 0.2)
+    fresh, raced = _write(org, opt, "pg-fresh-2", 3, 0.2), _write(org, opt, "pg-second", 4, 0.2)
     built = raced.exposure
 
     def fails_for_the_stored_lock(n, p):
@@ -393,20 +398,9 @@ def test_a_returning_user_drawn_as_stored_costs_one_postgres_statement(server, o
 
     opt = make_optimization(org, holdout_percentage=0)
     rt = server.runtime
-    now = dt.datetime.now(dt.UTC)
 
-    def lock(user, n, p):
-        return {"organization_id": org.id, "optimization_id": opt["id"], "anonymous_id": user,
-                "variant_number": n, "propensity": p, "model_version": 1, "assigned_at": now}
-
-    def write(user, n, p):
-        def row(n2, p2):
-            return {**_row(org, opt, n2, p2), "exposure_id": f"e-{user}-{n2}",
-                    "anonymous_id": user}
-        return ServeWrite(org.id, (opt["id"], user), lock(user, n, p), (n, p), row)
-
-    rt.locks.insert([lock("pg-back", 3, 0.2), lock("pg-moved", 1, 0.5),
-                     lock("pg-twice", 3, 0.2)])  # earlier visits
+    rt.locks.insert([_lock(org, opt, "pg-back", 3, 0.2), _lock(org, opt, "pg-moved", 1, 0.5),
+                     _lock(org, opt, "pg-twice", 3, 0.2)])  # earlier visits
     log = ServeLog(rt.locks, rt.outbox)
     log._async = committer = AsyncCommitter(rt.locks)
     statements = []
@@ -417,14 +411,14 @@ def test_a_returning_user_drawn_as_stored_costs_one_postgres_statement(server, o
         return await run(statement)
 
     committer._run = counted
-    back, moved = write("pg-back", 3, 0.2), write("pg-moved", 4, 0.2)
+    back, moved = _write(org, opt, "pg-back", 3, 0.2), _write(org, opt, "pg-moved", 4, 0.2)
     asyncio.run(log.commit_async([back]))
     assert back.future.result(0) == (3, 0.2) and len(statements) == 1
     asyncio.run(log.commit_async([moved]))
     assert moved.future.result(0) == (1, 0.5) and len(statements) == 3  # + its exposure
     # The same user twice in one batch, drawn differently (two contexts): both serves get
     # the stored lock, and no exposure carries the other draw.
-    same, other = write("pg-twice", 3, 0.2), write("pg-twice", 4, 0.2)
+    same, other = _write(org, opt, "pg-twice", 3, 0.2), _write(org, opt, "pg-twice", 4, 0.2)
     asyncio.run(log.commit_async([same, other]))
     assert same.future.result(0) == other.future.result(0) == (3, 0.2)
     rt.exposures.flush(org.id)
