@@ -63,21 +63,6 @@ def test_a_2xx_serve_is_committed_before_it_is_answered(server, org):
         assert conn.exec_driver_sql("SELECT count(*) FROM exposure_outbox").scalar() == 0
 
 
-def _lock(org, opt, user, n, p):
-    """A lock row of `user` on variant `n` with propensity `p`."""
-    return {"organization_id": org.id, "optimization_id": opt["id"], "anonymous_id": user,
-            "variant_number": n, "propensity": p, "model_version": 1,
-            "assigned_at": dt.datetime.now(dt.UTC)}
-
-
-def _write(org, opt, user, n, p):
-    """A serve's writes for `user` drawn `(n, p)`; its exposure id names the variant it
-    records (`e-{user}-{variant}`)."""
-    def row(n2, p2):
-        return {**_row(org, opt, n2, p2), "exposure_id": f"e-{user}-{n2}", "anonymous_id": user}
-    return ServeWrite(org.id, (opt["id"], user), _lock(org, opt, user, n, p), (n, p), row)
-
-
 def _stored(rt, org, exposure_id):
     driver = rt.warehouses.managed(org.id)
     rows = driver.query("SELECT variant_number FROM managed_dw.exposures "
@@ -156,10 +141,18 @@ def test_rows_a_crash_left_are_moved_once_whichever_organization_moves_first(ser
         assert _stored(rt, other_org, r["exposure_id"]) == [2]
 
 
-def _lock_row(org, opt, user):
+def _lock_row(org, opt, user, n=1, p=0.2):
     return {"organization_id": org.id, "optimization_id": opt["id"], "anonymous_id": user,
-            "variant_number": 1, "propensity": 0.2, "model_version": 0,
+            "variant_number": n, "propensity": p, "model_version": 0,
             "assigned_at": dt.datetime.now(dt.UTC)}
+
+
+def _write(org, opt, user, n, p):
+    """A serve's writes for `user` drawn `(n, p)`; its exposure id names the variant it
+    records (`e-{user}-{variant}`)."""
+    def row(n2, p2):
+        return {**_row(org, opt, n2, p2), "exposure_id": f"e-{user}-{n2}", "anonymous_id": user}
+    return ServeWrite(org.id, (opt["id"], user), _lock_row(org, opt, user, n, p), (n, p), row)
 
 
 def test_the_serves_of_one_loop_turn_are_committed_together(server, org):
@@ -358,7 +351,7 @@ def test_the_postgres_loop_commit_keeps_a_lock_stored_first_and_fails_only_its_s
     rt = server.runtime
 
     # "Another replica" locked this user first.
-    rt.locks.insert([_lock(org, opt, "pg-first", 2, 0.25)])
+    rt.locks.insert([_lock_row(org, opt, "pg-first", 2, 0.25)])
     log = ServeLog(rt.locks, rt.outbox)
     fresh, raced = _write(org, opt, "pg-fresh", 3, 0.2), _write(org, opt, "pg-first", 4, 0.2)
     asyncio.run(log.commit_async([fresh, raced]))
@@ -368,7 +361,7 @@ def test_the_postgres_loop_commit_keeps_a_lock_stored_first_and_fails_only_its_s
     assert _stored(rt, org, "e-pg-first-2") == [2] and _stored(rt, org, "e-pg-first-4") == []
     log._async.close()
 
-    rt.locks.insert([_lock(org, opt, "pg-second", 1, 0.5)])
+    rt.locks.insert([_lock_row(org, opt, "pg-second", 1, 0.5)])
     log = ServeLog(rt.locks, rt.outbox)
     fresh, raced = _write(org, opt, "pg-fresh-2", 3, 0.2), _write(org, opt, "pg-second", 4, 0.2)
     built = raced.exposure
@@ -399,8 +392,8 @@ def test_a_returning_user_drawn_as_stored_costs_one_postgres_statement(server, o
     opt = make_optimization(org, holdout_percentage=0)
     rt = server.runtime
 
-    rt.locks.insert([_lock(org, opt, "pg-back", 3, 0.2), _lock(org, opt, "pg-moved", 1, 0.5),
-                     _lock(org, opt, "pg-twice", 3, 0.2)])  # earlier visits
+    rt.locks.insert([_lock_row(org, opt, "pg-back", 3, 0.2), _lock_row(org, opt, "pg-moved", 1, 0.5),
+                     _lock_row(org, opt, "pg-twice", 3, 0.2)])  # earlier visits
     log = ServeLog(rt.locks, rt.outbox)
     log._async = committer = AsyncCommitter(rt.locks)
     statements = []
@@ -441,13 +434,7 @@ def test_a_postgres_loop_commit_reads_back_a_lock_committed_while_it_waited(serv
 
     opt = make_optimization(org, holdout_percentage=0)
     rt = server.runtime
-    now = dt.datetime.now(dt.UTC)
-    raced = ServeWrite(org.id, (opt["id"], "pg-raced"),
-                       {"organization_id": org.id, "optimization_id": opt["id"],
-                        "anonymous_id": "pg-raced", "variant_number": 4, "propensity": 0.2,
-                        "model_version": 1, "assigned_at": now}, (4, 0.2),
-                       lambda n, p: {**_row(org, opt, n, p), "exposure_id": f"e-pg-raced-{n}",
-                                     "anonymous_id": "pg-raced"})
+    raced = _write(org, opt, "pg-raced", 4, 0.2)
     log = ServeLog(rt.locks, rt.outbox)
     cargs, cparams = rt.store.engine.dialect.create_connect_args(rt.store.engine.url)
 
@@ -524,15 +511,8 @@ def test_the_postgres_loop_committer_follows_the_event_loop_it_is_awaited_on(ser
 
     opt = make_optimization(org, holdout_percentage=0)
     rt = server.runtime
-    now = dt.datetime.now(dt.UTC)
-
-    def write(user):
-        lock = {"organization_id": org.id, "optimization_id": opt["id"], "anonymous_id": user,
-                "variant_number": 2, "propensity": 0.5, "model_version": 1, "assigned_at": now}
-        return ServeWrite(org.id, (opt["id"], user), lock, (2, 0.5), None)
-
     log = ServeLog(rt.locks, rt.outbox)
-    first, second = write("pg-loop-a"), write("pg-loop-b")
+    first, second = _write(org, opt, "pg-loop-a", 2, 0.5), _write(org, opt, "pg-loop-b", 2, 0.5)
     asyncio.run(log.commit_async([first]))
     asyncio.run(asyncio.wait_for(log.commit_async([second]), 10))
     assert first.future.result(0) == second.future.result(0) == (2, 0.5)
