@@ -617,3 +617,41 @@ def test_postgres_commits_that_lock_the_same_users_in_another_order_do_not_deadl
     assert not failures and not dropped, (failures, dropped)
     got = {u: rt.locks.get(opt["id"], u) for u in ("u-a", "u-b", "u-c")}
     assert got == {"u-a": (1, 0.2), "u-b": (3, 0.2), "u-c": (1, 0.2)}
+
+
+@pytest.mark.parametrize("server", ["postgres"], indirect=True)
+def test_the_outbox_mover_vacuums_the_postgres_outbox_it_empties(server, org, monkeypatch):
+    """The outbox is a queue whose rows die a second after they are born: the mover vacuums
+    it every `VACUUM_ROWS` rows it moved, so that its claims stop walking dead rows where
+    autovacuum is off or behind (it is off on this project's machines)."""
+    from sqlalchemy import text
+
+    from levered_server.services import outbox
+
+    rt = server.runtime
+    rt.outbox.stop()  # this test moves and vacuums itself
+    opt = make_optimization(org, holdout_percentage=0)
+    monkeypatch.setattr(outbox, "VACUUM_ROWS", 20)
+
+    def vacuums() -> int:
+        # A count PostgreSQL keeps as each VACUUM ends (its dead-row count lags the deletes).
+        with rt.store.engine.connect() as conn:
+            return int(conn.execute(text(
+                "SELECT vacuum_count FROM pg_stat_user_tables "
+                "WHERE schemaname = current_schema() AND relname = 'exposure_outbox'")).one()[0])
+
+    rt.outbox.flush()
+    rt.outbox._vacuum()  # after whatever earlier moves left
+    before = vacuums()
+    for i in range(15):
+        _serve(server, opt["id"], f"vacuum-{i}")
+    rt.outbox.flush()
+    rt.outbox._vacuum()
+    assert vacuums() == before  # 15 rows moved: not yet
+    for i in range(15, 25):
+        _serve(server, opt["id"], f"vacuum-{i}")
+    rt.outbox.flush()
+    rt.outbox._vacuum()
+    assert vacuums() == before + 1
+    with rt.store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM exposure_outbox")).scalar() == 0

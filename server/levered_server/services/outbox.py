@@ -42,6 +42,8 @@ _PASSIVE_PASSES = 8
 # ~2-3 µs a row.
 DELETE_CHUNK = 250
 _TIMES = ("timestamp_utc", "created_at")
+# PostgreSQL: rows moved (by this process) between two vacuums of the outbox (`_vacuum`).
+VACUUM_ROWS = 20_000
 
 
 # One encoder, timestamps as ISO text through `default`: a serve's commit encodes each
@@ -88,6 +90,7 @@ class OutboxMover:
         self._behind = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="levered-outbox-write", initializer=lower_thread_priority)
         self.moved = 0
+        self._vacuumed_at = 0
 
     def flush(self, org_id: str | None = None) -> None:
         """Move every row (of one organization, or all) now.
@@ -129,6 +132,27 @@ class OutboxMover:
                                 "the outbox and are retried", exc)
                 failing = True
             self._checkpoint()
+            self._vacuum()
+
+    def _vacuum(self) -> None:
+        """PostgreSQL: vacuum the outbox after every `VACUUM_ROWS` rows this process moved.
+
+        The outbox is a queue: each row is deleted a second after it was inserted, and every
+        claim walks the primary key from the lowest id, over the entries of the rows deleted
+        since the last vacuum. Autovacuum removes them only when it runs (it is off on some
+        servers, this project's test machines among them): after 1.27 million serves the
+        claim read 3,400 pages and took 9.8 ms for no row, and the table only grew. A vacuum
+        of 20,000 dead rows takes ~12 ms, and `SKIP_LOCKED` skips it while another replica's
+        runs. Without the right to vacuum the table, PostgreSQL only warns."""
+        if not self.postgres or self.moved - self._vacuumed_at < VACUUM_ROWS:
+            return
+        self._vacuumed_at = self.moved
+        try:
+            with self.store.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                    "VACUUM (SKIP_LOCKED) exposure_outbox")
+        except Exception as exc:  # noqa: BLE001 - tried again after the next rows
+            log.debug("outbox vacuum failed: %s", exc)
 
     def _checkpoint(self) -> None:
         """SQLite: once the WAL passes 4 MB, copy it into the database so that it starts over.
