@@ -624,34 +624,90 @@ def test_the_outbox_mover_vacuums_the_postgres_outbox_it_empties(server, org, mo
     """The outbox is a queue whose rows die a second after they are born: the mover vacuums
     it every `VACUUM_ROWS` rows it moved, so that its claims stop walking dead rows where
     autovacuum is off or behind (it is off on this project's machines)."""
-    from sqlalchemy import text
+    import time
+
+    from sqlalchemy import event, text
 
     from levered_server.services import outbox
 
     rt = server.runtime
-    rt.outbox.stop()  # this test moves and vacuums itself
+    rt.outbox.stop()  # this test moves and vacuums with a mover of its own
     opt = make_optimization(org, holdout_percentage=0)
     monkeypatch.setattr(outbox, "VACUUM_ROWS", 20)
+    mover = outbox.OutboxMover(rt.store, rt.warehouses)
+    sent: list[str] = []
+
+    def spy(_conn, _cursor, statement, *_args):
+        if statement.startswith("VACUUM"):
+            sent.append(statement)
 
     def vacuums() -> int:
-        # A count PostgreSQL keeps as each VACUUM ends (its dead-row count lags the deletes).
         with rt.store.engine.connect() as conn:
             return int(conn.execute(text(
                 "SELECT vacuum_count FROM pg_stat_user_tables "
                 "WHERE schemaname = current_schema() AND relname = 'exposure_outbox'")).one()[0])
 
-    rt.outbox.flush()
-    rt.outbox._vacuum()  # after whatever earlier moves left
     before = vacuums()
-    for i in range(15):
-        _serve(server, opt["id"], f"vacuum-{i}")
-    rt.outbox.flush()
-    rt.outbox._vacuum()
-    assert vacuums() == before  # 15 rows moved: not yet
-    for i in range(15, 25):
-        _serve(server, opt["id"], f"vacuum-{i}")
-    rt.outbox.flush()
-    rt.outbox._vacuum()
-    assert vacuums() == before + 1
+    event.listen(rt.store.engine, "before_cursor_execute", spy)
+    try:
+        for i in range(15):
+            _serve(server, opt["id"], f"vacuum-{i}")
+        mover.flush()
+        mover._vacuum()
+        assert sent == []  # 15 rows moved: not yet
+        for i in range(15, 25):
+            _serve(server, opt["id"], f"vacuum-{i}")
+        mover.flush()
+        mover._vacuum()
+        assert sent == ["VACUUM (SKIP_LOCKED) exposure_outbox"]
+        mover._vacuum()  # nothing moved since
+        assert len(sent) == 1
+    finally:
+        event.remove(rt.store.engine, "before_cursor_execute", spy)
+    deadline = time.monotonic() + 5
+    while vacuums() == before and time.monotonic() < deadline:  # PostgreSQL ran it
+        time.sleep(0.05)
+    assert vacuums() > before
     with rt.store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM exposure_outbox")).scalar() == 0
+
+
+@pytest.mark.parametrize("server", ["postgres"], indirect=True)
+def test_the_postgres_mover_spreads_a_round_over_chunks_with_pauses(server, org, monkeypatch):
+    """A round of the mover on PostgreSQL moves chunks of `MOVE_CHUNK` rows, each followed
+    by a pause proportional to its duration, and stops pausing once the round has lasted an
+    interval, so that it keeps up; every row lands in the warehouse either way."""
+    from sqlalchemy import text
+
+    from levered_server.services import outbox
+
+    rt = server.runtime
+    rt.outbox.stop()  # this test runs the rounds itself
+    opt = make_optimization(org, holdout_percentage=0)
+    monkeypatch.setattr(outbox, "MOVE_CHUNK", 10)
+    mover = outbox.OutboxMover(rt.store, rt.warehouses)
+    moves, pauses = [], []
+    move = mover._move
+    monkeypatch.setattr(mover, "_move", lambda org_id, limit: moves.append(limit) or
+                        move(org_id, limit))
+    monkeypatch.setattr(mover._stop, "wait", lambda seconds: pauses.append(seconds))
+
+    def outbox_rows() -> int:
+        with rt.store.engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM exposure_outbox")).scalar())
+
+    bodies = [_serve(server, opt["id"], f"paced-{i}") for i in range(25)]
+    mover._move_paced()
+    assert moves == [10, 10, 10]  # the last chunk held 5 rows: the round is over
+    assert len(pauses) == 2 and all(p > 0 for p in pauses)
+    assert outbox_rows() == 0
+    for body in bodies:
+        assert _stored(rt, org, body["exposure_id"]) == [body["variant_number"]]
+
+    moves.clear()
+    pauses.clear()
+    mover.interval = 0  # a round past its interval: no more pauses
+    for i in range(25, 50):
+        _serve(server, opt["id"], f"paced-{i}")
+    mover._move_paced()
+    assert (moves, pauses, outbox_rows()) == ([10, 10, 10], [], 0)
