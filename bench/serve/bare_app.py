@@ -15,8 +15,12 @@ the next: group commit on one connection per worker), and `--workers N` runs N u
 processes. That is the least the scale-out contract costs on this stack (FastAPI, uvicorn,
 psycopg, PostgreSQL), with none of Levered's own work: no read-back of a lock another replica
 stored, no outbox and no copy to a warehouse, no request ids, rate limits or body guards.
+`--durable-sqlite` is the same for the embedded default: the serves of each event-loop turn
+committed to a SQLite file (WAL, `synchronous=NORMAL`, as Levered's state) by the loop itself,
+before their answers.
 
     python bench/serve/bare_app.py --port 3999 [--database-url postgresql://… --workers 2]
+        [--durable-sqlite]
 """
 
 from __future__ import annotations
@@ -126,6 +130,58 @@ INSERT INTO bare_exposures SELECT exposure_id, anonymous_id, optimization_id, va
   propensity, now() FROM r"""
 
 
+def create_durable_sqlite_app(db_path: str) -> FastAPI:
+    """The app with the serves of each event-loop turn committed to SQLite before their
+    answers, by the loop (as Levered commits on the embedded default)."""
+    db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    for statement in SCHEMA.replace("float8", "real").replace("timestamptz", "real").split(";"):
+        db.execute(statement)
+    pending: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
+    scheduled: list[bool] = []
+
+    def commit_turn() -> None:
+        batch = pending[:]
+        pending.clear()
+        scheduled.clear()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT OR IGNORE INTO bare_locks VALUES (?, ?, ?, ?)",
+                           [(r[2], r[1], r[3], r[4]) for r, _ in batch if not r[5]])
+            db.executemany("INSERT INTO bare_exposures VALUES (?, ?, ?, ?, ?, ?)",
+                           [(*r[:5], time.time()) for r, _ in batch])
+            db.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - every waiting serve fails with it
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            for _, fut in batch:
+                fut.set_exception(exc)
+        else:
+            for _, fut in batch:
+                fut.set_result(None)
+
+    app = FastAPI()
+    locks: dict[tuple[str, str], tuple[int, float]] = {}
+    rng = random.Random()
+
+    @app.post("/api/v2/optimizations/{optimization_id}/serve")
+    async def serve(optimization_id: str, body: ServeBody) -> dict[str, Any]:
+        anon = body.anonymous_id or str(uuid.uuid4())
+        number, p, holdout = choose(locks, rng, optimization_id, anon)
+        exposure_id = str(uuid.uuid4())
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        pending.append(((exposure_id, anon, optimization_id, number, p, holdout), fut))
+        if not scheduled:
+            scheduled.append(True)
+            loop.call_soon(commit_turn)
+        await fut
+        return answer(optimization_id, anon, number, p, holdout, exposure_id)
+
+    return app
+
+
 def create_durable_app() -> FastAPI:
     """The app with every serve committed to PostgreSQL (`BARE_DATABASE_URL`) before its
     answer (uvicorn's factory, so that each worker process makes its own)."""
@@ -185,6 +241,8 @@ def main() -> None:
     p.add_argument("--port", type=int, default=3999)
     p.add_argument("--database-url", help="commit every serve to this PostgreSQL (libpq URL)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (with --database-url)")
+    p.add_argument("--durable-sqlite", action="store_true",
+                   help="commit every serve to a SQLite file before its answer")
     args = p.parse_args()
     if args.database_url:
         os.environ["BARE_DATABASE_URL"] = args.database_url
@@ -193,7 +251,8 @@ def main() -> None:
                     access_log=False, app_dir=os.path.dirname(os.path.abspath(__file__)))
         return
     db = tempfile.mktemp(suffix=".sqlite3")
-    uvicorn.run(create_app(db), host="127.0.0.1", port=args.port, log_level="warning",
+    app = create_durable_sqlite_app(db) if args.durable_sqlite else create_app(db)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning",
                 access_log=False)
 
 

@@ -3,9 +3,9 @@
 Starts `levered-server` (embedded default, or `--database-url` PostgreSQL, optionally
 `--workers N`) with a `cmab` optimization of six variants and two context factors, and the
 bare FastAPI reference (`bench/serve/bare_app.py`), one after the other (the bare app first,
-each stopped before the next starts). On PostgreSQL the durable bare reference runs too
-(`bare_app.py --database-url`, as many workers): each serve committed before its answer, the
-least this stack costs for what Levered guarantees there. For each rate, wrk2 sends
+each stopped before the next starts), and the durable bare reference (`bare_app.py
+--durable-sqlite`, or on PostgreSQL `--database-url` with as many workers): each serve
+committed before its answer, the least this stack costs for what Levered guarantees. For each rate, wrk2 sends
 `POST …/serve` with a new anonymous id per request (with `--returning`, the ids of an unmeasured
 run just before, whose users hold a sticky lock) at that fixed rate, and reports latency from
 each request's scheduled send time (coordinated omission corrected); then wrk measures each
@@ -156,16 +156,18 @@ def start_levered(tmp: pathlib.Path, args: argparse.Namespace) -> tuple[subproce
     return proc, f"{url}/api/v2/optimizations/{opt['id']}/serve"
 
 
-def start_bare(tmp: pathlib.Path, database_url: str | None = None, workers: int = 1
-               ) -> tuple[subprocess.Popen[bytes], str]:
-    """The bare reference; with `database_url` (SQLAlchemy's form), the durable one on that
-    PostgreSQL with `workers` processes."""
+def start_bare(tmp: pathlib.Path, durable: bool = False, database_url: str | None = None,
+               workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
+    """The bare reference; `durable`, the one that commits each serve before its answer: to
+    `database_url` (SQLAlchemy's form) with `workers` processes, else to SQLite."""
     port = _free_port()
     log = tmp / "bare.log"
     cmd = [sys.executable, str(ROOT / "bench" / "serve" / "bare_app.py"), "--port", str(port)]
-    if database_url:
+    if durable and database_url:
         cmd += ["--database-url", database_url.replace("postgresql+psycopg://", "postgresql://"),
                 "--workers", str(workers)]
+    elif durable:
+        cmd += ["--durable-sqlite"]
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/api/v2/optimizations/bench/serve"
     _wait(f"http://127.0.0.1:{port}/docs", proc, log)
@@ -271,10 +273,10 @@ def _run(args: argparse.Namespace, rows: list[dict]) -> dict[str, float]:
         fixed_log = ""
         window = (dt.datetime.now(), dt.datetime.now())
         before = cpu_times()
-        apps = [("bare FastAPI", lambda: start_bare(tmp))]
-        if args.database_url:
-            apps.append((DURABLE, lambda: start_bare(tmp, args.database_url, args.workers)))
-        for name, start in (*apps, ("levered", lambda: start_levered(tmp, args))):
+        for name, start in (("bare FastAPI", lambda: start_bare(tmp)),
+                            (DURABLE, lambda: start_bare(tmp, True, args.database_url,
+                                                         args.workers)),
+                            ("levered", lambda: start_levered(tmp, args))):
             proc, url = start()
             try:
                 fixed_rate(args.wrk2, url, min(args.rates), 5, script_file(tmp))  # warm up
@@ -353,15 +355,15 @@ def _report(args: argparse.Namespace, rows: list[dict], top: dict[str, float]) -
               else "embedded default (SQLite + DuckDB), 1 process")
     users = ("returning users (each measured run resends the ids of an unmeasured run just "
              "before it)" if args.returning else "a new anonymous id per request")
-    durable = (f" bare FastAPI, durable: the same, but each serve's lock and exposure committed "
-               f"to PostgreSQL before the answer (one statement per group of serves), "
-               f"{args.workers} worker(s);" if args.database_url else "")
+    durable = (f"to PostgreSQL before the answer (one statement per group of serves), "
+               f"{args.workers} worker(s)" if args.database_url else
+               "to SQLite before the answer (one transaction per event-loop turn, by the loop)")
     lines = [f"Run {dt.datetime.now().isoformat(timespec='minutes')} on {os.cpu_count()} cores "
              f"({platform.machine()}, Python {platform.python_version()}, load average before "
              f"{os.getloadavg()[0]:.2f}, CPU steal over the run {top['steal']:.1%}), levered: {layout}, automatic training {args.training}, "
              f"`cmab` 6 variants × 2 context factors, {users}, every "
              "exposure committed before the answer; bare FastAPI: in-memory policy, exposures "
-             f"batched into SQLite after the answer, 1 process;{durable} each app measured alone. wrk2 -t2 -c64 -d{args.seconds}s per rate.",
+             f"batched into SQLite after the answer, 1 process; bare FastAPI, durable: the same, but each serve's lock and exposure committed {durable}; each app measured alone. wrk2 -t2 -c64 -d{args.seconds}s per rate.",
              "", "| app | rate req/s | achieved | p50 ms | p99 ms | p99.9 ms | max ms | non-2xx |",
              "|---|---|---|---|---|---|---|---|"]
     behind = False
@@ -377,7 +379,7 @@ def _report(args: argparse.Namespace, rows: list[dict], top: dict[str, float]) -
         lines += ["", f"† wrk2 sent under {BEHIND:.0%} of the scheduled requests in that run "
                       "(the generator fell behind; its latencies include that)."]
     durable_top = (f", bare FastAPI, durable {top[DURABLE]:,.0f} req/s "
-                   f"({top['levered'] / top[DURABLE]:.0%} of it)" if DURABLE in top else "")
+                   f"({top['levered'] / top[DURABLE]:.0%} of it)")
     lines += ["", f"Max throughput (wrk -t2 -c64 -d10s): levered {top['levered']:,.0f} req/s, "
                   f"bare FastAPI {top['bare FastAPI']:,.0f} req/s "
                   f"({top['levered'] / top['bare FastAPI']:.0%} of bare){durable_top}."]
