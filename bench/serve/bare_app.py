@@ -36,6 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -130,38 +131,23 @@ INSERT INTO bare_exposures SELECT exposure_id, anonymous_id, optimization_id, va
   propensity, now() FROM r"""
 
 
-def create_durable_sqlite_app(db_path: str) -> FastAPI:
-    """The app with the serves of each event-loop turn committed to SQLite before their
-    answers, by the loop (as Levered commits on the embedded default)."""
-    db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    for statement in SCHEMA.replace("float8", "real").replace("timestamptz", "real").split(";"):
-        db.execute(statement)
-    pending: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
-    scheduled: list[bool] = []
-
-    def commit_turn() -> None:
-        batch = pending[:]
-        pending.clear()
-        scheduled.clear()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT OR IGNORE INTO bare_locks VALUES (?, ?, ?, ?)",
-                           [(r[2], r[1], r[3], r[4]) for r, _ in batch if not r[5]])
-            db.executemany("INSERT INTO bare_exposures VALUES (?, ?, ?, ?, ?, ?)",
-                           [(*r[:5], time.time()) for r, _ in batch])
-            db.execute("COMMIT")
-        except Exception as exc:  # noqa: BLE001 - every waiting serve fails with it
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            for _, fut in batch:
-                fut.set_exception(exc)
+def settle(batch: list[tuple[Any, asyncio.Future[None]]], error: Exception | None = None
+           ) -> None:
+    """Answer the serves waiting on a group's commit: done, or failed with `error`."""
+    for _, fut in batch:
+        if error is None:
+            fut.set_result(None)
         else:
-            for _, fut in batch:
-                fut.set_result(None)
+            fut.set_exception(error)
 
-    app = FastAPI()
+
+Enqueue = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def durable_app(enqueue: Enqueue, **fastapi: Any) -> FastAPI:
+    """The bare app answering each serve once `enqueue(row)` committed its lock and exposure
+    (the row: exposure and anonymous id, optimization, variant number, propensity, holdout)."""
+    app = FastAPI(**fastapi)
     locks: dict[tuple[str, str], tuple[int, float]] = {}
     rng = random.Random()
 
@@ -170,16 +156,53 @@ def create_durable_sqlite_app(db_path: str) -> FastAPI:
         anon = body.anonymous_id or str(uuid.uuid4())
         number, p, holdout = choose(locks, rng, optimization_id, anon)
         exposure_id = str(uuid.uuid4())
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        pending.append(((exposure_id, anon, optimization_id, number, p, holdout), fut))
-        if not scheduled:
-            scheduled.append(True)
-            loop.call_soon(commit_turn)
-        await fut
+        await enqueue({"exposure_id": exposure_id, "anonymous_id": anon,
+                       "optimization_id": optimization_id, "variant_number": number,
+                       "propensity": p, "holdout": holdout})
         return answer(optimization_id, anon, number, p, holdout, exposure_id)
 
     return app
+
+
+def create_durable_sqlite_app(db_path: str) -> FastAPI:
+    """The app with the serves of each event-loop turn committed to SQLite before their
+    answers, by the loop (as Levered commits on the embedded default)."""
+    db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    for statement in SCHEMA.replace("float8", "real").replace("timestamptz", "real").split(";"):
+        db.execute(statement)
+    pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+
+    def commit_turn() -> None:
+        batch = pending[:]
+        pending.clear()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT OR IGNORE INTO bare_locks VALUES (?, ?, ?, ?)",
+                           [(r["optimization_id"], r["anonymous_id"], r["variant_number"],
+                             r["propensity"]) for r, _ in batch if not r["holdout"]])
+            db.executemany("INSERT INTO bare_exposures VALUES (?, ?, ?, ?, ?, ?)",
+                           [(r["exposure_id"], r["anonymous_id"], r["optimization_id"],
+                             r["variant_number"], r["propensity"], time.time())
+                            for r, _ in batch])
+            db.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - every waiting serve fails with it
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            settle(batch, exc)
+        else:
+            settle(batch)
+
+    def enqueue(row: dict[str, Any]) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        if not pending:
+            loop.call_soon(commit_turn)
+        fut: asyncio.Future[None] = loop.create_future()
+        pending.append((row, fut))
+        return fut
+
+    return durable_app(enqueue)
 
 
 def create_durable_app() -> FastAPI:
@@ -200,12 +223,17 @@ def create_durable_app() -> FastAPI:
                 await conn["pg"].execute(COMMIT, (json.dumps([r for r, _ in batch]),),
                                          prepare=True)
             except Exception as exc:  # noqa: BLE001 - every waiting serve fails with it
-                for _, fut in batch:
-                    fut.set_exception(exc)
+                settle(batch, exc)
             else:
-                for _, fut in batch:
-                    fut.set_result(None)
+                settle(batch)
         flushing.clear()
+
+    def enqueue(row: dict[str, Any]) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pending.append((row, fut))
+        if not flushing:
+            flushing.append(asyncio.create_task(flush()))
+        return fut
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> Any:
@@ -215,25 +243,7 @@ def create_durable_app() -> FastAPI:
         yield
         await conn["pg"].close()
 
-    app = FastAPI(lifespan=lifespan)
-    locks: dict[tuple[str, str], tuple[int, float]] = {}
-    rng = random.Random()
-
-    @app.post("/api/v2/optimizations/{optimization_id}/serve")
-    async def serve(optimization_id: str, body: ServeBody) -> dict[str, Any]:
-        anon = body.anonymous_id or str(uuid.uuid4())
-        number, p, holdout = choose(locks, rng, optimization_id, anon)
-        exposure_id = str(uuid.uuid4())
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        pending.append(({"exposure_id": exposure_id, "anonymous_id": anon,
-                         "optimization_id": optimization_id, "variant_number": number,
-                         "propensity": p, "holdout": holdout}, fut))
-        if not flushing:
-            flushing.append(asyncio.create_task(flush()))
-        await fut
-        return answer(optimization_id, anon, number, p, holdout, exposure_id)
-
-    return app
+    return durable_app(enqueue, lifespan=lifespan)
 
 
 def main() -> None:
