@@ -170,7 +170,7 @@ def create_durable_sqlite_app(db_path: str) -> FastAPI:
     db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    for statement in SCHEMA.replace("float8", "real").replace("timestamptz", "real").split(";"):
+    for statement in SCHEMA.split(";"):  # SQLite takes PostgreSQL's type names
         db.execute(statement)
     pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
 

@@ -59,8 +59,12 @@ def test_a_2xx_serve_is_committed_before_it_is_answered(server, org):
     # Readers flush: the mover copies it into the warehouse and empties the outbox.
     rt.exposures.flush(org.id)
     assert _stored(rt, org, body["exposure_id"]) == [body["variant_number"]]
+    assert _outbox_rows(rt) == 0
+
+
+def _outbox_rows(rt) -> int:
     with rt.store.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT count(*) FROM exposure_outbox").scalar() == 0
+        return int(conn.exec_driver_sql("SELECT count(*) FROM exposure_outbox").scalar())
 
 
 def _stored(rt, org, exposure_id):
@@ -668,8 +672,7 @@ def test_the_outbox_mover_vacuums_the_postgres_outbox_it_empties(server, org, mo
     while vacuums() == before and time.monotonic() < deadline:  # PostgreSQL ran it
         time.sleep(0.05)
     assert vacuums() > before
-    with rt.store.engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM exposure_outbox")).scalar() == 0
+    assert _outbox_rows(rt) == 0
 
 
 @pytest.mark.parametrize("server", ["postgres"], indirect=True)
@@ -677,8 +680,6 @@ def test_the_postgres_mover_spreads_a_round_over_chunks_with_pauses(server, org,
     """A round of the mover on PostgreSQL moves chunks of `MOVE_CHUNK` rows, each followed
     by a pause proportional to its duration, and stops pausing once the round has lasted an
     interval, so that it keeps up; every row lands in the warehouse either way."""
-    from sqlalchemy import text
-
     from levered_server.services import outbox
 
     rt = server.runtime
@@ -692,15 +693,11 @@ def test_the_postgres_mover_spreads_a_round_over_chunks_with_pauses(server, org,
                         move(org_id, limit))
     monkeypatch.setattr(mover._stop, "wait", lambda seconds: pauses.append(seconds))
 
-    def outbox_rows() -> int:
-        with rt.store.engine.connect() as conn:
-            return int(conn.execute(text("SELECT count(*) FROM exposure_outbox")).scalar())
-
     bodies = [_serve(server, opt["id"], f"paced-{i}") for i in range(25)]
     mover._move_paced()
     assert moves == [10, 10, 10]  # the last chunk held 5 rows: the round is over
     assert len(pauses) == 2 and all(p > 0 for p in pauses)
-    assert outbox_rows() == 0
+    assert _outbox_rows(rt) == 0
     for body in bodies:
         assert _stored(rt, org, body["exposure_id"]) == [body["variant_number"]]
 
@@ -710,4 +707,4 @@ def test_the_postgres_mover_spreads_a_round_over_chunks_with_pauses(server, org,
     for i in range(25, 50):
         _serve(server, opt["id"], f"paced-{i}")
     mover._move_paced()
-    assert (moves, pauses, outbox_rows()) == ([10, 10, 10], [], 0)
+    assert (moves, pauses, _outbox_rows(rt)) == ([10, 10, 10], [], 0)
