@@ -31,6 +31,7 @@ import platform
 import re
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- serve-open:begin -->", "<!-- serve-open:end -->"
 DURABLE = "bare FastAPI, durable"
+_REFERENCE = {"bare FastAPI": "the bare app's", DURABLE: "the durable reference's"}
 BEHIND = 0.99  # achieved / scheduled rate below which a run is marked (kept-up runs: 99.8 %)
 
 
@@ -350,6 +352,31 @@ def summarize_training(log: str, start: dt.datetime, end: dt.datetime) -> None:
           f"{len(commits)}")
 
 
+def p99_lines(rows: list[dict], rates: list[int]) -> list[str]:
+    """Per rate, each app's median p99 over its runs that kept the schedule (over all its
+    runs, marked, when none did), and levered's as a multiple of the references': the
+    comparison a target should be stated in on a machine whose runs vary this much."""
+    out = []
+    for rate in rates:
+        medians: dict[str, tuple[float, bool]] = {}
+        for app in dict.fromkeys(r["app"] for r in rows):
+            mine = [r for r in rows if r["app"] == app and r["rate"] == rate]
+            kept = [r["p99"] for r in mine if r["achieved"] >= BEHIND * rate]
+            values = sorted(kept or [r["p99"] for r in mine])
+            if values:
+                medians[app] = (statistics.median(values), not kept)
+        if "levered" not in medians:
+            continue
+        apps = ", ".join(f"{app} {ms:.2f} ms{' †' if late else ''}"
+                         for app, (ms, late) in medians.items())
+        ratios = " and ".join(f"{medians['levered'][0] / ms:.2f}× {_REFERENCE.get(app, app)}"
+                              for app, (ms, _) in medians.items() if app != "levered" and ms)
+        none = " († none did)" if any(late for _, late in medians.values()) else ""
+        out.append(f"Median p99 at {rate:,} req/s, over the runs that kept the schedule{none}: "
+                   f"{apps}; levered at {ratios}.")
+    return out
+
+
 def _report(args: argparse.Namespace, rows: list[dict], top: dict[str, float]) -> None:
     layout = (f"PostgreSQL, {args.workers} worker(s)" if args.database_url
               else "embedded default (SQLite + DuckDB), 1 process")
@@ -378,6 +405,7 @@ def _report(args: argparse.Namespace, rows: list[dict], top: dict[str, float]) -
     if behind:
         lines += ["", f"† wrk2 sent under {BEHIND:.0%} of the scheduled requests in that run "
                       "(the generator fell behind; its latencies include that)."]
+    lines += ["", *p99_lines(rows, args.rates)]
     durable_top = (f", bare FastAPI, durable {top[DURABLE]:,.0f} req/s "
                    f"({top['levered'] / top[DURABLE]:.0%} of it)")
     lines += ["", f"Max throughput (wrk -t2 -c64 -d10s): levered {top['levered']:,.0f} req/s, "
