@@ -362,7 +362,7 @@ def p99_lines(rows: list[dict], rates: list[int]) -> list[str]:
         for app in dict.fromkeys(r["app"] for r in rows):
             mine = [r for r in rows if r["app"] == app and r["rate"] == rate]
             kept = [r["p99"] for r in mine if r["achieved"] >= BEHIND * rate]
-            values = sorted(kept or [r["p99"] for r in mine])
+            values = kept or [r["p99"] for r in mine]
             if values:
                 medians[app] = (statistics.median(values), not kept)
         if "levered" not in medians:
