@@ -5,12 +5,12 @@ Starts `levered-server` (embedded default, or `--database-url` PostgreSQL, optio
 bare FastAPI reference (`bench/serve/bare_app.py`), one after the other (the bare app first,
 each stopped before the next starts), and the durable bare reference (`bare_app.py
 --durable-sqlite`, or on PostgreSQL `--database-url` with as many workers): each serve
-committed before its answer, the least this stack costs for what Levered guarantees. For each rate, wrk2 sends
-`POST …/serve` with a new anonymous id per request (with `--returning`, the ids of an unmeasured
-run just before, whose users hold a sticky lock) at that fixed rate, and reports latency from
-each request's scheduled send time (coordinated omission corrected); then wrk measures each
-app's max throughput. Loopback only; the generator shares the machine's cores. Prepends the run
-(with its date) to docs/benchmarks.md between the `serve-open` markers.
+committed before its answer, the least this stack costs for what Levered guarantees. For
+each rate, wrk2 sends `POST …/serve` with a new anonymous id per request (with `--returning`,
+the ids of an unmeasured run just before, whose users hold a sticky lock) at that fixed rate,
+and reports latency from each request's scheduled send time (coordinated omission corrected);
+then wrk measures each app's max throughput. Loopback only; the generator shares the machine's
+cores. Prepends the run (with its date) to docs/benchmarks.md between the `serve-open` markers.
 
     python bench/serve/open_model.py --rates 500 1000 --seconds 20 [--training off] [--repeat 3]
         [--returning]
@@ -352,6 +352,11 @@ def summarize_training(log: str, start: dt.datetime, end: dt.datetime) -> None:
           f"{len(commits)}")
 
 
+def fell_behind(row: dict) -> bool:
+    """Whether wrk2 sent under `BEHIND` of the requests the run scheduled."""
+    return bool(row["achieved"] < BEHIND * row["rate"])
+
+
 def p99_lines(rows: list[dict], rates: list[int]) -> list[str]:
     """Per rate, each app's median p99 over its runs that kept the schedule (over all its
     runs, marked, when none did), and levered's as a multiple of the references': the
@@ -361,7 +366,7 @@ def p99_lines(rows: list[dict], rates: list[int]) -> list[str]:
         medians: dict[str, tuple[float, bool]] = {}
         for app in dict.fromkeys(r["app"] for r in rows):
             mine = [r for r in rows if r["app"] == app and r["rate"] == rate]
-            kept = [r["p99"] for r in mine if r["achieved"] >= BEHIND * rate]
+            kept = [r["p99"] for r in mine if not fell_behind(r)]
             values = kept or [r["p99"] for r in mine]
             if values:
                 medians[app] = (statistics.median(values), not kept)
@@ -397,7 +402,7 @@ def _report(args: argparse.Namespace, rows: list[dict], top: dict[str, float]) -
     for r in rows:
         # The generator sent fewer than it was asked to: on a 2-core machine shared with
         # it, this happens to either app about one run in four (docs/benchmarks.md).
-        late = r["achieved"] < BEHIND * r["rate"]
+        late = fell_behind(r)
         behind = behind or late
         lines.append(f"| {r['app']} | {r['rate']:,} | {r['achieved']:,.0f}{' †' if late else ''} | "
                      f"{r['p50']:.2f} | {r['p99']:.2f} | {r['p99.9']:.2f} | {r['max']:.1f} | "
